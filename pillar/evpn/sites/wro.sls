@@ -1,0 +1,15 @@
+# wro sits behind a dynamic public IP: its endpoint is a dynamic-DNS name that the endpoint
+# beacon and reactor keep the tunnels pointed at.
+evpn:
+  sites:
+    wro:
+      network: 10.2.0.0/24
+      nodes:
+        pve-wro1:
+          address: 10.2.0.1
+          endpoint: wro.dyndns.example.org
+      vnets:
+        wro1:
+          tag: 12001
+          subnets:
+            10.2.1.0/24: {gateway: 10.2.1.1, snat: true}

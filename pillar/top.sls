@@ -1,0 +1,4 @@
+# Every minion sees the federation: node roles are computed from it (evpn execution module).
+base:
+  '*':
+    - evpn

@@ -1,0 +1,273 @@
+"""The federation model on the checkout's example pillar: what each node and site gets."""
+
+import copy
+import ipaddress
+
+import evpn
+import pytest
+import yaml
+from salt.exceptions import SaltInvocationError
+from support.federation import REPO, generated_federation
+
+
+@pytest.fixture
+def configure_loader_modules(federation):
+    return {evpn: {"__opts__": {"id": "pve-roz1"}, "__pillar__": {"evpn": federation}}}
+
+
+def test_example_pillar_is_valid():
+    assert evpn.validate() == {"errors": [], "warnings": []}
+
+
+def test_missing_pillar_is_an_error():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evpn, "__pillar__", {}, raising=False)
+        assert evpn.validate()["errors"] == ["evpn: is required (this minion has no evpn pillar)"]
+
+
+def test_node_defaults_to_this_minion():
+    assert evpn.node() == {
+        "id": "pve-roz1",
+        "site": "roz",
+        "pve_node": "pve-roz1",
+        "address": "10.1.0.1",
+        "endpoint": "roz.example.net:51820",
+        "endpoint_host": "roz.example.net",
+        "endpoint_port": 51820,
+        "sdn_leader": "pve-roz1",
+        "is_sdn_leader": True,
+        "is_exit_node": True,
+        "is_primary_exit_node": False,
+    }
+
+
+def test_node_of_another_minion():
+    node = evpn.node("pve-wro1")
+    assert (node["site"], node["address"], node["endpoint"]) == (
+        "wro",
+        "10.2.0.1",
+        "wro.dyndns.example.org:51820",
+    )
+
+
+def test_unknown_minion_names_the_argument():
+    with pytest.raises(SaltInvocationError, match=r"^minion_id: 'pve-xyz1' is not a node"):
+        evpn.node("pve-xyz1")
+
+
+def test_members_sorted():
+    assert evpn.members() == ["pve-roz1", "pve-wro1"]
+
+
+def test_wireguard_peers_are_every_other_node():
+    assert evpn.wireguard_peers() == [
+        {
+            "name": "pve-wro1",
+            "site": "wro",
+            "address": "10.2.0.1",
+            "allowed_ips": ["10.2.0.1/32"],
+            "endpoint": "wro.dyndns.example.org:51820",
+            "endpoint_host": "wro.dyndns.example.org",
+            "endpoint_port": 51820,
+            "keepalive": 25,
+        }
+    ]
+    assert [p["name"] for p in evpn.wireguard_peers("pve-wro1")] == ["pve-roz1"]
+
+
+def test_sdn_of_a_site_in_pve_parameter_names():
+    assert evpn.sdn("roz") == {
+        "controllers": {"evpnctl": {"type": "evpn", "asn": 65000, "peers": "10.1.0.1,10.2.0.1"}},
+        "zones": {
+            "evpn": {
+                "type": "evpn",
+                "controller": "evpnctl",
+                "vrf-vxlan": 10000,
+                "exitnodes": "pve-roz1",
+                "exitnodes-local-routing": 0,
+                "advertise-subnets": 1,
+                "mtu": 1370,
+            }
+        },
+        "vnets": {"roz1": {"zone": "evpn", "tag": 11001}},
+        "subnets": {
+            "evpn-10.1.1.0-24": {
+                "type": "subnet",
+                "vnet": "roz1",
+                "subnet": "10.1.1.0/24",
+                "gateway": "10.1.1.1",
+                "snat": 1,
+            }
+        },
+    }
+
+
+def test_sdn_defaults_to_this_minions_site():
+    assert evpn.sdn() == evpn.sdn("roz")
+
+
+def test_unknown_site_names_the_argument():
+    with pytest.raises(SaltInvocationError, match=r"^site: 'krk' is not a site"):
+        evpn.sdn("krk")
+
+
+def test_controller_peers_sorted_numerically_across_the_federation(federation):
+    big = generated_federation(12, 1)  # 10.1.0.1 ... 10.12.0.1: a string sort would misorder
+    peers = evpn.sdn("s000", federation=big)["controllers"]["evpnctl"]["peers"].split(",")
+    assert peers == [f"10.{i}.0.1" for i in range(1, 13)]
+
+
+def test_stretched_vnets_in_every_cluster_and_roles_mapped_to_pve_names(federation):
+    fed = copy.deepcopy(federation)
+    fed["vnets"] = {"shared": {"tag": 13001, "subnets": {"10.3.1.0/24": {"gateway": "10.3.1.1"}}}}
+    fed["sites"]["roz"]["nodes"]["pve-roz2.lan"] = {"address": "10.1.0.2", "endpoint": "203.0.113.7"}
+    fed["sites"]["roz"]["exit_nodes"] = ["pve-roz1", "pve-roz2.lan"]
+    fed["sites"]["roz"]["primary_exit_node"] = "pve-roz2.lan"
+    for site in ("roz", "wro"):
+        sdn = evpn.sdn(site, federation=fed)
+        assert sdn["vnets"]["shared"] == {"zone": "evpn", "tag": 13001}
+        assert sdn["subnets"]["evpn-10.3.1.0-24"] == {
+            "type": "subnet", "vnet": "shared", "subnet": "10.3.1.0/24", "gateway": "10.3.1.1", "snat": 0,
+        }
+    zone = evpn.sdn("roz", federation=fed)["zones"]["evpn"]
+    assert (zone["exitnodes"], zone["exitnodes-primary"]) == ("pve-roz1,pve-roz2", "pve-roz2")
+    assert evpn.node("pve-roz2.lan", federation=fed)["is_primary_exit_node"] is True
+
+
+def test_derived_defaults(federation):
+    fed = copy.deepcopy(federation)
+    fed["wireguard"] = {"mtu": 1412}
+    fed["sites"]["roz"]["nodes"]["aaa.example"] = {"address": "10.1.0.9", "endpoint": "aaa.example:5000"}
+    config = evpn.config(federation=fed)
+    assert config["zone"]["mtu"] == 1362
+    roz = config["sites"]["roz"]
+    assert roz["sdn_leader"] == "aaa.example"  # first in sorted order, not in file order
+    assert roz["exit_nodes"] == ["aaa.example", "pve-roz1"]
+    assert roz["nodes"]["aaa.example"]["pve_node"] == "aaa"
+    assert evpn.node("aaa.example", federation=fed)["endpoint_port"] == 5000
+    assert evpn.node("pve-roz1", federation=fed)["is_sdn_leader"] is False
+
+
+def test_ipv6_addresses_and_endpoints(federation):
+    fed = copy.deepcopy(federation)
+    fed["sites"]["roz"].pop("network")
+    fed["sites"]["roz"]["nodes"]["pve-roz1"]["address"] = "fd00:1::1"
+    fed["sites"]["roz"]["nodes"]["pve-roz1"]["endpoint"] = "[2001:db8::1]:51900"
+    peer = evpn.wireguard_peers("pve-wro1", federation=fed)[0]
+    assert peer["allowed_ips"] == ["fd00:1::1/128"]
+    assert (peer["endpoint"], peer["endpoint_host"], peer["endpoint_port"]) == (
+        "[2001:db8::1]:51900", "2001:db8::1", 51900,
+    )
+    assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.2.0.1,fd00:1::1"
+
+
+def test_firewall_of_a_site(federation):
+    fed = copy.deepcopy(federation)
+    fed["sites"]["roz"]["firewall"] = {"enable": True, "management": ["192.168.2.0/24", "198.51.100.7/32"]}
+    fw = evpn.firewall("roz", federation=fed)
+    assert fw["ipsets"] == {
+        "evpn-wireguard": {"comment": "evpn: WireGuard addresses of the federation",
+                           "cidrs": ["10.1.0.1", "10.2.0.1"]},
+        "evpn-sdn": {"comment": "evpn: SDN subnets of the federation",
+                     "cidrs": ["10.1.1.0/24", "10.2.1.0/24"]},
+        "evpn-management": {"comment": "evpn: networks that manage this cluster",
+                            "cidrs": ["192.168.2.0/24", "198.51.100.7"]},
+    }
+    # Management first; BGP and VXLAN only through the group bound to the WireGuard interface.
+    assert [(r["type"], r["action"], r.get("iface"), r.get("dport"), r.get("source")) for r in fw["rules"]] == [
+        ("in", "ACCEPT", None, "22,8006", "+evpn-management"),
+        ("in", "ACCEPT", None, "51820", None),
+        ("group", "evpn-wg", "wg0", None, None),
+        ("group", "evpn-sdn", None, None, None),
+    ]
+    assert all(r["enable"] == 1 and r["comment"].startswith("evpn: ") for r in fw["rules"])
+    wg_rules = fw["groups"]["evpn-wg"]["rules"]
+    assert [(r["proto"], r["dport"], r["source"]) for r in wg_rules] == [
+        ("tcp", "179", "+evpn-wireguard"), ("udp", "4789", "+evpn-wireguard"),
+    ]
+    # PVE refuses an interface inside security-group rules.
+    assert not any("iface" in r for g in fw["groups"].values() for r in g["rules"])
+    sdn_rules = fw["groups"]["evpn-sdn"]["rules"]
+    assert [(r["type"], r.get("source"), r.get("dest")) for r in sdn_rules] == [
+        ("in", "+evpn-sdn", None), ("forward", "+evpn-sdn", None), ("forward", None, "+evpn-sdn"),
+    ]
+    assert fw["options"] == {"enable": 1}
+
+
+def test_firewall_switch_left_alone_unless_the_pillar_sets_it(federation):
+    fw = evpn.firewall("wro", federation=federation)
+    assert fw["options"] == {}
+    assert "evpn-management" not in fw["ipsets"]
+    assert fw["rules"][0]["dport"] == "51820"
+    fed = copy.deepcopy(federation)
+    fed["sites"]["wro"]["firewall"] = {"enable": False}
+    assert evpn.firewall("wro", federation=fed)["options"] == {"enable": 0}
+
+
+def test_invalid_pillar_raises_with_every_error(federation):
+    fed = copy.deepcopy(federation)
+    fed["asn"] = "65000"
+    fed["zone"]["vrf_vxlan"] = 11001
+    with pytest.raises(SaltInvocationError) as err:
+        evpn.node("pve-roz1", federation=fed)
+    message = str(err.value)
+    assert message.startswith("the evpn pillar is invalid, nothing was changed:")
+    assert "evpn:asn: must be an integer, got '65000'" in message
+    assert "evpn:sites:roz:vnets:roz1:tag: 11001 is the zone's vrf_vxlan" in message
+
+
+def _schema_paths(schema, document, path=()):
+    """
+    Yield (path, spec, documented value) for every schema key, walking pillar.example. A value
+    schema used in several places (vnets of a site and stretched ones) documents its defaults at
+    its first place; later places are free examples, so their documented value is None.
+    """
+    seen = set()
+
+    def walk(schema, document, path):
+        for key, spec in schema.items():
+            value = document.get(key) if isinstance(document, dict) else None
+            if isinstance(spec, evpn.Key):
+                yield path + (key,), spec, None if id(spec) in seen else value
+                seen.add(id(spec))
+            elif isinstance(spec, evpn.MapOf):
+                assert value, f"pillar.example shows no entry of {':'.join(path + (key,))}"
+                for entry_key, entry in value.items():
+                    yield from walk(spec.value_schema, entry, path + (key, entry_key))
+            else:
+                yield from walk(spec, value, path + (key,))
+
+    yield from walk(schema, document, path)
+
+
+def test_pillar_example_documents_every_key_with_its_default():
+    example = yaml.safe_load((REPO / "pillar.example").read_text())["evpn"]
+    assert evpn.validate(federation=example) == {"errors": [], "warnings": []}
+    config = evpn.config(federation=example)
+    for path, spec, documented in _schema_paths(evpn.SCHEMA, example):
+        where = ":".join(("evpn",) + path)
+        if spec.default is evpn.REQUIRED:
+            continue
+        # Without the key the model must apply the default; where the default is a value (not
+        # "none" or an empty list, which the example replaces by a useful one), the example
+        # must show exactly that value.
+        stripped = copy.deepcopy(example)
+        parent = stripped
+        for key in path[:-1]:
+            parent = parent[key]
+        if path[-1] in parent and spec.default not in (None, []):
+            parent.pop(path[-1])
+            derived = evpn.config(federation=stripped)
+            for key in path:
+                derived = derived[key]
+            assert derived == spec.default, f"{where}: default {spec.default!r} not applied"
+            if documented is not None:
+                assert documented == spec.default, f"pillar.example shows {where}: {documented!r}, the default is {spec.default!r}"
+    assert config["zone"]["mtu"] == config["wireguard"]["mtu"] - evpn.VXLAN_OVERHEAD
+
+
+def test_firewall_entries_normalised_like_pve():
+    assert evpn._ipset_entry("10.0.0.5/32") == "10.0.0.5"
+    assert evpn._ipset_entry("2001:db8::1/128") == "2001:db8::1"
+    assert evpn._ipset_entry("10.0.0.0/24") == "10.0.0.0/24"
+    assert ipaddress.ip_address(evpn._ipset_entry("192.168.2.9"))
