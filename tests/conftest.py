@@ -8,47 +8,18 @@ Shared fixtures of every tier.
   ``salt_master.salt_minion_daemon(...)`` and pillar with ``salt_master.pillar_tree``.
 """
 
-import logging
 import pathlib
-import subprocess
-import sys
 import tempfile
 
 import pytest
-import yaml
+import salt._logging.impl as salt_logging
 from support.federation import REPO, example_federation
-
-SALT_BIN = pathlib.Path(sys.executable).parent
-
+from support.saltconfig import checkout_config
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in item.path.relative_to(REPO / "tests").parts[:1]:
             item.add_marker(pytest.mark.integration)
-
-
-def project_master_config():
-    """etc/master with its checkout-relative paths made absolute (the daemons' cwd differs)."""
-    config = yaml.safe_load((REPO / "etc" / "master").read_text())
-    config.pop("root_dir")  # salt-factories gives each daemon its own
-    for roots in ("file_roots", "pillar_roots"):
-        config[roots] = {
-            env: [str(REPO / path) for path in paths] for env, paths in config[roots].items()
-        }
-    config["runner_dirs"] = [str(REPO / path) for path in config["runner_dirs"]]
-    return config
-
-
-def salt_call(*args, cwd=REPO):
-    """Run ``salt-call`` the way a user does in the checkout root (through the Saltfile)."""
-    return subprocess.run(
-        [str(SALT_BIN / "salt-call"), "--log-level=quiet", "--out=json", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +38,7 @@ def salt_factories_config():
 @pytest.fixture(scope="session")
 def salt_master(salt_factories):
     factory = salt_factories.salt_master_daemon(
-        "evpn-master", overrides=project_master_config()
+        "evpn-master", overrides=checkout_config("master")
     )
     with factory.started():
         yield factory
@@ -95,9 +66,9 @@ def salt_cli(salt_master):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _quiet_daemon_shutdown():
-    """Salt reconfigures the root logger; at daemon shutdown its handlers write to closed
-    streams. Put the root logger back so teardown noise stays out of the summary."""
+def _flush_salt_deferred_logging():
+    """Salt queues early log records in a temporary handler that it replays at interpreter
+    exit, into pytest's capture stream that is closed by then ("Logging error ... I/O
+    operation on closed file"). Hand them to the real handlers while the session still runs."""
     yield
-    logging.root.handlers.clear()
-    logging.root.setLevel(logging.WARNING)
+    salt_logging.shutdown_temp_handler()

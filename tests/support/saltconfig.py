@@ -1,0 +1,50 @@
+"""The checkout's own Salt configuration (etc/), for daemons and loaders started by tests."""
+
+import pathlib
+import subprocess
+import sys
+
+import yaml
+from support.federation import REPO
+
+SALT_BIN = pathlib.Path(sys.executable).parent
+
+
+def checkout_config(name, **overrides):
+    """
+    etc/<name> (``master`` or ``minion``) with its checkout-relative paths made absolute, since
+    test daemons do not run from the checkout root, and without ``root_dir``, which
+    salt-factories sets per daemon.
+    """
+    config = yaml.safe_load((REPO / "etc" / name).read_text())
+    config.pop("root_dir")
+    for roots in ("file_roots", "pillar_roots"):
+        if roots in config:
+            config[roots] = {
+                env: [str(REPO / path) for path in paths] for env, paths in config[roots].items()
+            }
+    for dirs in ("runner_dirs", "module_dirs"):
+        if dirs in config:
+            config[dirs] = [str(REPO / path) for path in config[dirs]]
+    return {**config, **overrides}
+
+
+def salt_call(*args, cachedir, cwd=REPO):
+    """
+    Run ``salt-call`` the way a user does in the checkout root (through the Saltfile), with a
+    cache of the test's own: the checkout's cache would carry file lists between runs.
+    """
+    return subprocess.run(
+        [
+            str(SALT_BIN / "salt-call"),
+            "--log-level=quiet",
+            "--out=json",
+            f"--cachedir={cachedir}",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
