@@ -65,6 +65,17 @@ def salt_cli(salt_master):
     return salt_master.salt_cli(timeout=120)
 
 
+@pytest.fixture(scope="session")
+def synced_example_minions(example_minions, salt_cli):
+    """The example minions after ``saltutil.sync_all``: {id: what the sync delivered}."""
+    synced = {}
+    for minion_id in example_minions:
+        ret = salt_cli.run("saltutil.sync_all", minion_tgt=minion_id)
+        assert ret.returncode == 0, ret.stderr
+        synced[minion_id] = ret.data
+    return synced
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_salt_deferred_logging():
     """Salt queues early log records in a temporary handler that it replays at interpreter

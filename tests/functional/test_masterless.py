@@ -9,15 +9,20 @@ import json
 import os
 import py_compile
 import shutil
+import uuid
 
 import pytest
+import yaml
 from support.federation import REPO
 from support.saltconfig import salt_call as checkout_salt_call
 
 
 @pytest.fixture
-def salt_call(tmp_path):
-    return functools.partial(checkout_salt_call, cachedir=tmp_path / "cache")
+def salt_call():
+    cachedir = f"/var/cache/salt/test-{uuid.uuid4().hex}"
+    yield functools.partial(checkout_salt_call, cachedir=cachedir)
+    root_dir = REPO / yaml.safe_load((REPO / "etc" / "minion").read_text())["root_dir"]
+    shutil.rmtree(root_dir / cachedir.lstrip("/"))
 
 
 def _local(proc):

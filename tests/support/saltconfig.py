@@ -32,7 +32,8 @@ def checkout_config(name, **overrides):
 def salt_call(*args, cachedir, cwd=REPO):
     """
     Run ``salt-call`` the way a user does in the checkout root (through the Saltfile), with a
-    cache of the test's own: the checkout's cache would carry file lists between runs.
+    cache of the test's own: the checkout's cache would carry file lists between runs. Salt
+    puts ``cachedir`` under the ``root_dir`` of etc/minion, whatever it is.
     """
     return subprocess.run(
         [
