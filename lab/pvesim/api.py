@@ -1,0 +1,99 @@
+"""
+The API of one node of one cluster: a call is (method, concrete path, parameters). Parameters
+are checked against the real schema of the selected PVE version before any handler runs; the
+handlers then apply PVE's semantic rules. This is the library that lab/bin/pvesh wraps.
+"""
+
+import fnmatch
+import json
+import os
+
+from pvesim.errors import PveError
+from pvesim.schema import Schema, check_parameters
+from pvesim.sdn import Sdn
+from pvesim.store import Store
+
+
+class Api:
+    def __init__(self, root, node, version="9.1"):
+        self.schema = Schema(version)
+        self.store = Store(root)
+        self.node = node
+        self.sdn = Sdn(self)
+        sdn = self.sdn
+        kinds = sdn.kinds
+        self.routes = {
+            ("GET", "/cluster/sdn"): lambda p: [{"id": i} for i in self._sdn_index()],
+            ("PUT", "/cluster/sdn"): sdn.apply,
+            ("POST", "/cluster/sdn/lock"): sdn.lock,
+            ("DELETE", "/cluster/sdn/lock"): sdn.unlock,
+            ("POST", "/cluster/sdn/rollback"): sdn.rollback,
+            ("GET", "/cluster/sdn/vnets/{vnet}/subnets"):
+                lambda p: sdn.listing(kinds["subnets"], p, vnet=p["vnet"]),
+            ("POST", "/cluster/sdn/vnets/{vnet}/subnets"):
+                lambda p: sdn.create(kinds["subnets"], p, vnet=p["vnet"]),
+            ("GET", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
+                lambda p: sdn.get(kinds["subnets"], p["subnet"], p, vnet=p["vnet"]),
+            ("PUT", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
+                lambda p: sdn.update(kinds["subnets"], p["subnet"], p, vnet=p["vnet"]),
+            ("DELETE", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
+                lambda p: sdn.delete(kinds["subnets"], p["subnet"], p),
+        }
+        for plural in ("controllers", "zones", "vnets"):
+            kind = kinds[plural]
+            item = f"/cluster/sdn/{plural}/{{{kind.id_key}}}"
+            self.routes.update({
+                ("GET", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.listing(k, p),
+                ("POST", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.create(k, p),
+                ("GET", item): lambda p, k=kind: sdn.get(k, p[k.id_key], p),
+                ("PUT", item): lambda p, k=kind: sdn.update(k, p[k.id_key], p),
+                ("DELETE", item): lambda p, k=kind: sdn.delete(k, p[k.id_key], p),
+            })
+
+    def _sdn_index(self):
+        names = ["vnets", "zones", "controllers", "ipams", "dns"]
+        return names + (["fabrics"] if "/cluster/sdn/fabrics" in self.schema.paths else [])
+
+    def endpoint(self, method, path):
+        """(template, path parameters, method schema); PveError exit 1 when PVE has none."""
+        template, path_params = self.schema.resolve(path)
+        method_schema = self.schema.method(template, method) if template else None
+        if method_schema is None:
+            command = {"GET": "get", "PUT": "set", "POST": "create", "DELETE": "delete"}[method]
+            raise PveError(f"No '{command}' handler defined for '{path}'", exit_code=1)
+        return template, path_params, method_schema
+
+    def call(self, method, path, params=None):
+        """Run one call; returns the handler's result. Raises PveError as pvesh would fail."""
+        template, path_params, method_schema = self.endpoint(method, path)
+        params = check_parameters(method_schema, {**(params or {}), **path_params})
+        handler = self.routes.get((method, template))
+        if handler is None:
+            raise PveError(f"pvesim does not emulate {method} {template}")
+        with self.store.locked():
+            self.store.join(self.node)
+            inject_failure(self.store, method, path)
+            return handler(params)
+
+
+def inject_failure(store, method, path, spec=None):
+    """
+    PVESIM_FAIL: comma-separated ``METHOD:PATH:N`` rules; the Nth call (counted across
+    processes, per rule) whose method matches and whose path matches PATH (a glob) fails like a
+    PVE handler error. Example: ``POST:/cluster/sdn/vnets:2,PUT:/cluster/sdn:1``.
+    """
+    spec = os.environ.get("PVESIM_FAIL", "") if spec is None else spec
+    if not spec:
+        return
+    counts = store.read_json(".pvesim-fail-counts.json", {})
+    failing = None
+    for rule in filter(None, spec.split(",")):
+        rule_method, rest = rule.split(":", 1)
+        rule_path, nth = rest.rsplit(":", 1)
+        if rule_method.upper() == method and fnmatch.fnmatchcase(path, rule_path):
+            counts[rule] = counts.get(rule, 0) + 1
+            if counts[rule] == int(nth):
+                failing = rule
+    store.write_text(".pvesim-fail-counts.json", json.dumps(counts))
+    if failing:
+        raise PveError(f"pvesim: injected failure of {method} {path} (PVESIM_FAIL rule {failing})")
