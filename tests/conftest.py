@@ -14,12 +14,29 @@ import tempfile
 import pytest
 import salt._logging.impl as salt_logging
 from support.federation import REPO, example_federation
+from support.pve import PVE_API, PVE_VERSIONS
 from support.saltconfig import checkout_config
 
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in item.path.relative_to(REPO / "tests").parts[:1]:
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(params=PVE_VERSIONS)
+def pve_version(request):
+    """Each PVE version the emulator supports; skipped where shared/pve-api is absent."""
+    if not PVE_API.is_dir():
+        pytest.skip(f"the PVE API schema is not at {PVE_API}")
+    return request.param
+
+
+@pytest.fixture
+def pve_cluster(tmp_path, pve_version):
+    """A fresh emulated cluster (PVESIM_ROOT) as the library: node pve1 of that version."""
+    from pvesim.api import Api  # pylint: disable=import-outside-toplevel
+
+    return Api(tmp_path / "cluster", "pve1", pve_version)
 
 
 @pytest.fixture(scope="session")

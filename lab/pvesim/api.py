@@ -49,6 +49,8 @@ class Api:
                 ("PUT", item): lambda p, k=kind: sdn.update(k, p[k.id_key], p),
                 ("DELETE", item): lambda p, k=kind: sdn.delete(k, p[k.id_key], p),
             })
+        # Only what this version's API has (no lock or rollback on 8.4).
+        self.routes = {key: handler for key, handler in self.routes.items() if self.schema.method(key[1], key[0])}
 
     def _sdn_index(self):
         names = ["vnets", "zones", "controllers", "ipams", "dns"]

@@ -55,7 +55,7 @@ class Schema:
         return None, {}
 
     def method(self, template, method):
-        return self.paths[template].get("methods", {}).get(method)
+        return self.paths.get(template, {}).get("methods", {}).get(method)
 
 
 # --- formats (pve-common JSONSchema.pm verifiers and the SDN/firewall ones) -----------------
@@ -200,6 +200,11 @@ def _check_format(fmt, value):
     return None
 
 
+def perl_regex(pattern):
+    """A schema pattern as Python's re reads it: Perl writes qr//i as (?^i:...)."""
+    return re.sub(r"\(\?\^(\w*):", lambda m: f"(?{m.group(1)}:" if m.group(1) else "(?:", pattern)
+
+
 BOOLEANS = {"1": 1, "on": 1, "yes": 1, "true": 1, "0": 0, "off": 0, "no": 0, "false": 0}
 
 
@@ -245,7 +250,7 @@ def check_value(spec, value):
         message = _check_format(spec["format"], value)
         if message:
             return message, value
-    if "pattern" in spec and not re.match(f"^(?:{spec['pattern']})$", value):
+    if "pattern" in spec and not re.fullmatch(perl_regex(spec["pattern"]), value):
         return "value does not match the regex pattern", value
     if "maxLength" in spec and len(value) > spec["maxLength"]:
         return f"value may only be {spec['maxLength']} characters long", value
