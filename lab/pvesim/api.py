@@ -9,6 +9,7 @@ import json
 import os
 
 from pvesim.errors import PveError
+from pvesim.firewall import Firewall
 from pvesim.schema import Schema, check_parameters
 from pvesim.sdn import Sdn
 from pvesim.store import Store
@@ -49,8 +50,50 @@ class Api:
                 ("PUT", item): lambda p, k=kind: sdn.update(k, p[k.id_key], p),
                 ("DELETE", item): lambda p, k=kind: sdn.delete(k, p[k.id_key], p),
             })
+        self.firewall = Firewall(self)
+        self.routes.update(self._firewall_routes())
         # Only what this version's API has (no lock or rollback on 8.4).
         self.routes = {key: handler for key, handler in self.routes.items() if self.schema.method(key[1], key[0])}
+
+    def _firewall_routes(self):
+        fw = self.firewall
+        routes = {
+            ("GET", "/cluster/firewall/groups"): fw.list_groups,
+            ("POST", "/cluster/firewall/groups"): fw.create_group,
+            ("DELETE", "/cluster/firewall/groups/{group}"): lambda p: fw.delete_group(p["group"]),
+            ("GET", "/cluster/firewall/ipset"): fw.list_ipsets,
+            ("POST", "/cluster/firewall/ipset"): fw.create_ipset,
+            ("GET", "/cluster/firewall/ipset/{name}"): lambda p: fw.list_entries(p["name"]),
+            ("POST", "/cluster/firewall/ipset/{name}"): lambda p: fw.add_entry(p["name"], p),
+            ("DELETE", "/cluster/firewall/ipset/{name}"): lambda p: fw.delete_ipset(p["name"], p),
+            ("GET", "/cluster/firewall/ipset/{name}/{cidr}"): lambda p: fw.get_entry(p["name"], p["cidr"]),
+            ("PUT", "/cluster/firewall/ipset/{name}/{cidr}"): lambda p: fw.update_entry(p["name"], p["cidr"], p),
+            ("DELETE", "/cluster/firewall/ipset/{name}/{cidr}"): lambda p: fw.delete_entry(p["name"], p["cidr"], p),
+            ("GET", "/cluster/firewall/aliases"): fw.list_aliases,
+            ("POST", "/cluster/firewall/aliases"): fw.create_alias,
+            ("GET", "/cluster/firewall/aliases/{name}"): lambda p: fw.get_alias(p["name"]),
+            ("PUT", "/cluster/firewall/aliases/{name}"): lambda p: fw.update_alias(p["name"], p),
+            ("DELETE", "/cluster/firewall/aliases/{name}"): lambda p: fw.delete_alias(p["name"]),
+            ("GET", "/cluster/firewall/options"): lambda p: fw.get_options(),
+            ("PUT", "/cluster/firewall/options"): fw.set_options,
+            ("GET", "/nodes/{node}/firewall/options"): lambda p: fw.get_options(p["node"]),
+            ("PUT", "/nodes/{node}/firewall/options"): lambda p: fw.set_options(p, p["node"]),
+        }
+        # The three rule lists share one set of handlers: (collection, scope, where).
+        for collection, scope, where in (
+            ("/cluster/firewall/rules", "cluster", lambda p: {}),
+            ("/cluster/firewall/groups/{group}", "group", lambda p: {"group": p["group"]}),
+            ("/nodes/{node}/firewall/rules", "host", lambda p: {"node": p["node"]}),
+        ):
+            item = "/cluster/firewall/groups/{group}/{pos}" if scope == "group" else f"{collection}/{{pos}}"
+            routes.update({
+                ("GET", collection): lambda p, s=scope, w=where: fw.list_rules(s, **w(p)),
+                ("POST", collection): lambda p, s=scope, w=where: fw.create_rule(s, p, **w(p)),
+                ("GET", item): lambda p, s=scope, w=where: fw.get_rule(s, p["pos"], **w(p)),
+                ("PUT", item): lambda p, s=scope, w=where: fw.update_rule(s, p["pos"], p, **w(p)),
+                ("DELETE", item): lambda p, s=scope, w=where: fw.delete_rule(s, p["pos"], p, **w(p)),
+            })
+        return routes
 
     def _sdn_index(self):
         names = ["vnets", "zones", "controllers", "ipams", "dns"]

@@ -14,7 +14,8 @@ from pvesim.cli import parse_options
 from pvesim.errors import PARAMETER_ERROR, PveError
 from pvesim.schema import perl_regex
 
-PATH_VALUES = {"zone": "evpn", "vnet": "vnet1", "controller": "ctl", "subnet": "evpn-10.0.0.0-24"}
+PATH_VALUES = {"zone": "evpn", "vnet": "vnet1", "controller": "ctl", "subnet": "evpn-10.0.0.0-24",
+               "name": "set1", "group": "grp1", "pos": "0", "cidr": "10.0.0.1", "node": "pve1"}
 BAD_FORMAT_VALUE = "!bad value!"
 
 
@@ -83,7 +84,7 @@ def test_parameter_violation_fails_like_pve(tmp_path, case):
     assert err.value.exit_code == 255 and err.value.usage
     message = err.value.params.get(name)
     assert message is not None and message.startswith(expected), err.value.message
-    assert not (tmp_path / "sdn").exists(), "a refused call wrote something"
+    assert list(tmp_path.iterdir()) == [], "a refused call wrote something"
 
 
 def test_unknown_option_is_a_getopt_failure(pve_cluster):
