@@ -158,6 +158,44 @@ def list_children(api, path):
     return "".join(f"{row}\n" for row in rows)
 
 
+def usage(api, path, args):
+    """``pvesh usage <path> [--verbose] [--returns] [--command get|set|create|delete]``."""
+    options, i = {}, 0
+    while i < len(args):
+        name = args[i].lstrip("-")
+        if name == "command":
+            options["command"] = args[i + 1]
+            i += 1
+        elif name in ("verbose", "returns"):
+            options[name] = True
+        else:
+            raise PveError(f"Unknown option: {name}\n400 unable to parse option", usage=True)
+        i += 1
+    template, path_params = api.schema.resolve(path)
+    if template is None:
+        raise PveError(f"no such resource '{path}'")
+    out = []
+    for command, method in COMMANDS.items():
+        spec = api.schema.method(template, method)
+        if spec is None or options.get("command", command) != command:
+            continue
+        properties = {k: v for k, v in spec["parameters"].get("properties", {}).items() if k not in path_params}
+        required = " ".join(f"--{k} <{v.get('type', 'string')}>" for k, v in sorted(properties.items())
+                            if not v.get("optional"))
+        out.append(f"USAGE: pvesh {command} {path}" + (f" {required}" if required else "")
+                   + (" [OPTIONS]" if any(v.get("optional") for v in properties.values()) else ""))
+        if options.get("verbose"):
+            out.append("")
+            out.append(f"  {spec.get('description', '')}")
+            for name, prop in sorted(properties.items()):
+                out.append(f"  --{name} {prop.get('typetext', '<' + prop.get('type', 'string') + '>')}")
+                out.append(f"             {prop.get('description', '')}")
+            out.append("")
+        if options.get("returns"):
+            out.append(json.dumps(spec.get("returns", {}), indent=3, sort_keys=True))
+    return "".join(f"{line}\n" for line in out)
+
+
 def log_call(argv, method, path, params, exit_code, started):
     log_path = os.environ.get("PVESIM_LOG")
     if not log_path:
@@ -189,6 +227,9 @@ def main(argv=None):
                   os.environ.get("PVESIM_VERSION") or "9.1")
         if command == "ls":
             sys.stdout.write(list_children(api, path))
+            return 0
+        if command == "usage":
+            sys.stdout.write(usage(api, path, args))
             return 0
         if command not in COMMANDS:
             raise PveError(f"unknown command 'pvesh {command}'", usage=True)

@@ -124,3 +124,13 @@ def test_lock_token_option_only_on_9(pvesh, pve_version):
         assert proc.stderr.startswith("Unknown option: lock-token\n400 unable to parse option")
     else:
         assert proc.stderr.startswith("could not commit SDN config: invalid lock token provided!")
+
+
+def test_usage_from_the_schema(pvesh):
+    proc = pvesh("usage", "/cluster/sdn/zones")
+    assert proc.stdout.splitlines() == [
+        "USAGE: pvesh get /cluster/sdn/zones [OPTIONS]",
+        "USAGE: pvesh create /cluster/sdn/zones --type <string> --zone <string> [OPTIONS]",
+    ]
+    verbose = pvesh("usage", "/cluster/sdn/zones", "--command", "create", "--verbose").stdout
+    assert "  --vrf-vxlan " in verbose and "  --exitnodes-local-routing " in verbose
