@@ -34,7 +34,7 @@ def parse_options(args, properties):
     while i < len(args):
         arg = args[i]
         if not arg.startswith("-") or arg in ("-", "--"):
-            raise PveError(f"400 too many arguments\n", usage=True)
+            raise PveError("400 too many arguments", usage=True)
         name, _, inline = arg.lstrip("-").partition("=")
         spec = properties.get(name)
         is_format = name in FORMAT_OPTIONS

@@ -1,6 +1,8 @@
 """Errors the way pvesh reports them: message on stderr, exit code."""
 
 PARAMETER_ERROR = "400 Parameter verification failed."
+# The optimistic-lock failure of every SDN and firewall object (a --digest that is stale).
+MODIFIED = "detected modified configuration - file changed by other user? Try again."
 
 
 class PveError(Exception):

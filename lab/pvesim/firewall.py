@@ -9,7 +9,7 @@ import hashlib
 import ipaddress
 import re
 
-from pvesim.errors import PveError
+from pvesim.errors import MODIFIED, PveError
 from pvesim.schema import split_list
 
 RULE_OPTIONS = [("-i", "iface"), ("-source", "source"), ("-dest", "dest"), ("-p", "proto"),
@@ -197,7 +197,7 @@ class Firewall:
 
     def _check_digest(self, given, actual):
         if given and given != actual:
-            raise PveError("detected modified configuration - file changed by other user? Try again.")
+            raise PveError(MODIFIED)
 
     def _check_rule(self, rule, scope, config):
         errors = {}

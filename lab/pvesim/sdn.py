@@ -10,7 +10,7 @@ import random
 import time
 import uuid
 
-from pvesim.errors import PveError
+from pvesim.errors import MODIFIED, PveError
 from pvesim.schema import split_list
 from pvesim.store import digest, parse_section_config, write_section_config
 
@@ -69,6 +69,12 @@ class Kind:
         self.id_key = id_key
         self.types = types
         self.file = f"sdn/{plural}.cfg"
+
+    def missing(self, ident):
+        """PVE's message for an id that does not exist (zones and controllers name no kind)."""
+        if self.plural in ("vnets", "subnets"):
+            return f"sdn {self.name} '{ident}' does not exist"
+        return f"sdn '{ident}' does not exist"
 
 
 def perl_die(message, module="Network/SDN.pm"):
@@ -274,16 +280,12 @@ class Sdn:
         return items
 
     def get(self, kind, ident, params, vnet=None):
-        missing = {
-            "vnets": f"sdn vnet '{ident}' does not exist",
-            "subnets": f"sdn subnet '{ident}' does not exist",
-        }.get(kind.plural, f"sdn '{ident}' does not exist")
         for item in self.listing(kind, params):
             if item[kind.id_key] == ident:
                 if vnet is not None and item.get("vnet") != vnet:
                     raise PveError.parameters({"vnet": "wrong vnet"})
                 return item
-        raise PveError(missing)
+        raise PveError(kind.missing(ident))
 
     # --- writes --------------------------------------------------------------------------
 
@@ -342,11 +344,9 @@ class Sdn:
         def action():
             sections, file_digest = self.read(kind)
             if ident not in sections:
-                raise PveError({"vnets": f"sdn vnet '{ident}' does not exist",
-                                "subnets": f"sdn subnet '{ident}' does not exist"}.get(
-                                    kind.plural, f"sdn '{ident}' does not exist"))
+                raise PveError(kind.missing(ident))
             if given_digest and given_digest != file_digest:
-                raise PveError("detected modified configuration - file changed by other user? Try again.")
+                raise PveError(MODIFIED)
             section = dict(sections[ident])
             spec = kind.types[section["type"]]
             self._check_type(kind, section["type"], params, create=False)
@@ -372,9 +372,7 @@ class Sdn:
         def action():
             sections, _ = self.read(kind)
             if ident not in sections:
-                raise PveError({"vnets": f"sdn vnet '{ident}' does not exist",
-                                "subnets": f"sdn subnet '{ident}' does not exist"}.get(
-                                    kind.plural, f"sdn '{ident}' does not exist"))
+                raise PveError(kind.missing(ident))
             self._check_unused(kind, ident)
             del sections[ident]
             self.write(kind, sections)
