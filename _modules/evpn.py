@@ -256,6 +256,7 @@ SITE_SCHEMA = {
 
 SCHEMA = {
     "asn": Key(_integer(1, 4294967295)),
+    "prune": Key(_boolean, False),
     "controller": Key(
         _string_matching(
             PVE_CONTROLLER_ID,
@@ -834,7 +835,8 @@ def sdn(site=None, federation=None):
     The PVE SDN objects a site's cluster must hold, keyed by PVE id, with the exact parameter
     names of the PVE API: the EVPN controller (peers: every WireGuard address of the
     federation, sorted), the zone, the vnets (the site's own and the stretched ones) and their
-    subnets (ids ``<zone>-<network>-<prefixlen>``, as PVE names them).
+    subnets (ids ``<zone>-<network>-<prefixlen>``, as PVE names them). A parameter the pillar
+    leaves unset is ``None``, so the state removes it from PVE.
 
     site
         The site; default: this minion's site.
@@ -854,19 +856,17 @@ def sdn(site=None, federation=None):
     zone = config_["zone"]
     pve_name = {node_id: n["pve_node"] for node_id, n in site_conf["nodes"].items()}
 
+    primary = site_conf.get("primary_exit_node")
     zone_params = {
         "type": "evpn",
         "controller": config_["controller"],
         "vrf-vxlan": zone["vrf_vxlan"],
-        "exitnodes": ",".join(sorted(pve_name[n] for n in site_conf["exit_nodes"])),
+        "exitnodes": ",".join(sorted(pve_name[n] for n in site_conf["exit_nodes"])) or None,
+        "exitnodes-primary": pve_name[primary] if primary else None,
         "exitnodes-local-routing": _flag(zone["exitnodes_local_routing"]),
         "advertise-subnets": _flag(zone["advertise_subnets"]),
         "mtu": zone["mtu"],
     }
-    if not zone_params["exitnodes"]:
-        del zone_params["exitnodes"]
-    if site_conf.get("primary_exit_node"):
-        zone_params["exitnodes-primary"] = pve_name[site_conf["primary_exit_node"]]
 
     vnets = {}
     subnets = {}
@@ -875,11 +875,13 @@ def sdn(site=None, federation=None):
         for cidr, subnet in vnet["subnets"].items():
             network = ipaddress.ip_network(cidr)
             subnet_id = f"{zone['id']}-{network.network_address}-{network.prefixlen}"
-            params = {"type": "subnet", "vnet": vnet_id, "subnet": str(network)}
-            if subnet["gateway"] is not None:
-                params["gateway"] = subnet["gateway"]
-            params["snat"] = _flag(subnet["snat"])
-            subnets[subnet_id] = params
+            subnets[subnet_id] = {
+                "type": "subnet",
+                "vnet": vnet_id,
+                "subnet": str(network),
+                "gateway": subnet["gateway"],
+                "snat": _flag(subnet["snat"]),
+            }
 
     return {
         "controllers": {

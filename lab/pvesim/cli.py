@@ -6,6 +6,7 @@ PVESIM_DELAY). See lab/README.md.
 
 import json
 import os
+import pathlib
 import socket
 import sys
 import time
@@ -209,6 +210,15 @@ def log_call(argv, method, path, params, exit_code, started):
         handle.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+def cluster_version(root):
+    """PVESIM_VERSION, else the version the cluster records in PVESIM_ROOT/pvesim-version
+    (all nodes of a cluster run one version), else 9.1."""
+    if os.environ.get("PVESIM_VERSION"):
+        return os.environ["PVESIM_VERSION"]
+    recorded = pathlib.Path(root, "pvesim-version")
+    return recorded.read_text().strip() if recorded.is_file() else "9.1"
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
@@ -223,8 +233,7 @@ def main(argv=None):
         root = os.environ.get("PVESIM_ROOT")
         if not root:
             raise PveError("pvesim: PVESIM_ROOT is not set (the folder that stands for this cluster's /etc/pve)")
-        api = Api(root, os.environ.get("PVESIM_NODE") or socket.gethostname(),
-                  os.environ.get("PVESIM_VERSION") or "9.1")
+        api = Api(root, os.environ.get("PVESIM_NODE") or socket.gethostname(), cluster_version(root))
         if command == "ls":
             sys.stdout.write(list_children(api, path))
             return 0

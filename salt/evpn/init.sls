@@ -14,6 +14,9 @@ evpn-pillar-invalid:
 {%- else %}
 {%- from tpldir ~ "/map.jinja" import node with context %}
 
+include:
+  - .sdn
+
 evpn-node:
   test.configurable_test_state:
     - changes: False

@@ -1,6 +1,13 @@
+import os
+import pathlib
+import sys
+
 import pytest
 from saltfactories.utils.functional import Loaders
+from support.federation import REPO
 from support.saltconfig import checkout_config
+
+LAB_BIN = REPO / "lab" / "bin"
 
 
 @pytest.fixture(scope="module")
@@ -10,10 +17,27 @@ def minion_id():
 
 @pytest.fixture(scope="module")
 def loaders(salt_factories, minion_id):
+    """Salt's loaders for ``minion_id`` on the checkout's tree, with the emulator as its pvesh
+    (pvesdn loads only where pvesh is on PATH), run by this interpreter (a pyenv shim in front
+    of python3 costs 0.1 s a call)."""
     factory = salt_factories.salt_minion_daemon(
         minion_id, overrides=checkout_config("minion", id=minion_id)
     )
-    return Loaders(factory.config.copy())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PATH", os.pathsep.join([str(LAB_BIN), str(pathlib.Path(sys.executable).parent),
+                                              os.environ["PATH"]]))
+        yield Loaders(factory.config.copy())
+
+
+@pytest.fixture(autouse=True)
+def cluster(tmp_path, monkeypatch, minion_id):
+    """A fresh emulated cluster for this minion's site: PVESIM_ROOT, its log, node name."""
+    root = tmp_path / "cluster"
+    monkeypatch.setenv("PVESIM_ROOT", str(root))
+    monkeypatch.setenv("PVESIM_NODE", minion_id.split(".")[0])
+    monkeypatch.setenv("PVESIM_LOG", str(tmp_path / "pvesh.log"))
+    monkeypatch.delenv("PVESIM_VERSION", raising=False)
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -134,3 +134,10 @@ def test_usage_from_the_schema(pvesh):
     ]
     verbose = pvesh("usage", "/cluster/sdn/zones", "--command", "create", "--verbose").stdout
     assert "  --vrf-vxlan " in verbose and "  --exitnodes-local-routing " in verbose
+
+
+def test_version_recorded_in_the_cluster_root(pvesh, tmp_path):
+    (tmp_path / "cluster").mkdir(exist_ok=True)
+    (tmp_path / "cluster" / "pvesim-version").write_text("8.4\n")
+    proc = pvesh("create", "/cluster/sdn/lock", PVESIM_VERSION="")
+    assert (proc.returncode, proc.stderr) == (1, "No 'create' handler defined for '/cluster/sdn/lock'\n")

@@ -84,6 +84,7 @@ def test_sdn_of_a_site_in_pve_parameter_names():
                 "controller": "evpnctl",
                 "vrf-vxlan": 10000,
                 "exitnodes": "pve-roz1",
+                "exitnodes-primary": None,
                 "exitnodes-local-routing": 0,
                 "advertise-subnets": 1,
                 "mtu": 1370,

@@ -1,0 +1,269 @@
+"""
+A thin client for the Proxmox VE SDN API through ``pvesh`` on the node (root, JSON output).
+
+``pvesh`` costs about a second per call, so each collection is read once per run (with
+``--pending 1``: one read gives both the configured objects and whether anything waits to be
+applied), cached in ``__context__`` and dropped by this module's own writes. Writes send only
+what they are given. On PVE 9 the first write of a run takes the cluster's SDN lock; every later
+write, the apply and the rollback pass its token. pvesh's errors become
+``CommandExecutionError`` with pvesh's own message.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt-call pvesdn.read zones
+    salt-call pvesdn.pending
+"""
+
+import json
+import logging
+
+import salt.utils.path
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "pvesdn"
+
+COLLECTIONS = {
+    "controllers": "/cluster/sdn/controllers",
+    "zones": "/cluster/sdn/zones",
+    "vnets": "/cluster/sdn/vnets",
+    "subnets": "/cluster/sdn/vnets/{vnet}/subnets",
+}
+ID_KEYS = {"controllers": "controller", "zones": "zone", "vnets": "vnet", "subnets": "subnet"}
+# Keys PVE adds to what it returns; not parameters of the object.
+READ_ONLY = {"digest", "state", "pending", "id", "cidr", "network", "mask", "zone-type"}
+CONTEXT = "pvesdn"
+
+
+def __virtual__():
+    if salt.utils.path.which("pvesh"):
+        return __virtualname__
+    return (False, "pvesdn: pvesh is not installed (not a Proxmox VE node)")
+
+
+def _context():
+    return __context__.setdefault(CONTEXT, {"reads": {}})  # pylint: disable=undefined-variable
+
+
+def _pvesh(command, path, params=None, output=True):
+    """Run pvesh; returns parsed JSON (or None). Raises CommandExecutionError with its message."""
+    args = ["pvesh", command, path]
+    for key, value in (params or {}).items():
+        for item in value if isinstance(value, list) else [value]:
+            args += [f"--{key}", str(item)]
+    if output:
+        args += ["--output-format", "json"]
+    result = __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True,  # pylint: disable=undefined-variable
+                                     output_loglevel="debug")
+    if result["retcode"] != 0 or "TASK ERROR" in result["stderr"]:
+        raise CommandExecutionError(result["stderr"].strip() or f"pvesh {command} {path} failed")
+    return result["stdout"]
+
+
+def _path(collection, vnet=None):
+    if collection not in COLLECTIONS:
+        raise SaltInvocationError(f"collection: {collection!r} is not one of {', '.join(COLLECTIONS)}")
+    if collection == "subnets" and not vnet:
+        raise SaltInvocationError("vnet: subnets are read per vnet")
+    return COLLECTIONS[collection].format(vnet=vnet)
+
+
+def _configured(item):
+    """An object as configured (pending included), from PVE's --pending view."""
+    if item.get("state") == "deleted":
+        return None
+    config = {k: v for k, v in item.items() if k not in READ_ONLY}
+    for key, value in (item.get("pending") or {}).items():
+        if value == "deleted":
+            config.pop(key, None)
+        else:
+            config[key] = value
+    return config
+
+
+def read(collection, vnet=None):
+    """
+    The objects of a collection as configured, pending changes included, keyed by id, read once
+    per run: ``{id: {"config": {param: value}, "pending": bool}}``. Deleted-but-not-applied
+    objects have ``config`` None.
+
+    collection
+        ``controllers``, ``zones``, ``vnets`` or ``subnets``.
+
+    vnet
+        For ``subnets``: the vnet whose subnets to read.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.read zones
+        salt-call pvesdn.read subnets vnet=roz1
+    """
+    path = _path(collection, vnet)
+    reads = _context()["reads"]
+    if path not in reads:
+        items = json.loads(_pvesh("get", path, {"pending": 1}) or "[]")
+        key = ID_KEYS[collection]
+        reads[path] = {
+            item[key]: {"config": _configured(item), "pending": "state" in item} for item in items
+        }
+    return reads[path]
+
+
+def pending():
+    """
+    Whether anything in the cluster's SDN configuration waits to be applied.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.pending
+    """
+    collections = [read(c) for c in ("controllers", "zones", "vnets")]
+    collections += [read("subnets", vnet=v) for v, o in read("vnets").items() if o["config"]]
+    return any(entry["pending"] for objects in collections for entry in objects.values())
+
+
+def supports_lock():
+    """
+    Whether this PVE has the global SDN lock (PVE 9 and later).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.supports_lock
+    """
+    context = _context()
+    if "supports_lock" not in context:
+        result = __salt__["cmd.run_all"](["pvesh", "usage", "/cluster/sdn/lock"],  # pylint: disable=undefined-variable
+                                         python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+        context["supports_lock"] = result["retcode"] == 0
+    return context["supports_lock"]
+
+
+def lock_token():
+    """The SDN lock token this run holds, taking the lock first on PVE 9 (None on PVE 8).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.lock_token
+    """
+    context = _context()
+    if context.get("lock_token") is None and supports_lock():
+        token = json.loads(_pvesh("create", "/cluster/sdn/lock", {"allow-pending": 1}))
+        context["lock_token"] = token
+    return context.get("lock_token")
+
+
+def _write(command, path, params):
+    token = lock_token()
+    if token:
+        params = {**params, "lock-token": token}
+    try:
+        _pvesh(command, path, params, output=False)
+    finally:
+        _context()["reads"].clear()
+
+
+def create(collection, ident, params, vnet=None):
+    """
+    Create an SDN object with ``params`` (PVE parameter names). Subnets are created by their
+    CIDR (``ident``) in ``vnet``; PVE names them ``<zone>-<network>-<prefixlen>``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.create vnets roz1 '{"zone": "evpn", "tag": 11001}'
+    """
+    _write("create", _path(collection, vnet), {ID_KEYS[collection]: ident, **params})
+
+
+def update(collection, ident, params, delete=None, vnet=None):
+    """
+    Change the given parameters of an SDN object and remove those in ``delete``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.update zones evpn '{"mtu": 1370}' delete='["exitnodes-primary"]'
+    """
+    if delete:
+        params = {**params, "delete": ",".join(delete)}
+    _write("set", f"{_path(collection, vnet)}/{ident}", params)
+
+
+def delete(collection, ident, vnet=None):
+    """
+    Delete an SDN object.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.delete vnets roz1
+    """
+    _write("delete", f"{_path(collection, vnet)}/{ident}", {})
+
+
+def apply():
+    """
+    Apply the pending SDN configuration (``pvesh set /cluster/sdn``), releasing the lock this run
+    holds. Returns the task's UPID.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.apply
+    """
+    context = _context()
+    token = context.get("lock_token")
+    output = _pvesh("set", "/cluster/sdn", {"lock-token": token} if token else {})
+    context.pop("lock_token", None)  # released by the apply; kept above for a rollback on failure
+    context["reads"].clear()
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def rollback():
+    """
+    Undo this run's changes: on PVE 9 roll the configuration back to the running one and release
+    the lock; on PVE 8 nothing can be undone and the changes stay pending. Returns whether a
+    rollback happened.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.rollback
+    """
+    context = _context()
+    token = context.pop("lock_token", None)
+    context["reads"].clear()
+    if token is None:
+        return False
+    _pvesh("create", "/cluster/sdn/rollback", {"lock-token": token}, output=False)
+    return True
+
+
+def release():
+    """Release the lock this run holds without applying (nothing was changed).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.release
+    """
+    token = _context().pop("lock_token", None)
+    if token:
+        _pvesh("delete", "/cluster/sdn/lock", {"lock-token": token}, output=False)

@@ -1,0 +1,178 @@
+"""
+SDN convergence of one site's cluster: salt/evpn/sdn.sls with the pvesdn states, through Salt's
+loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's SDN leader.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from support.federation import REPO
+
+PVESH = REPO / "lab" / "bin" / "pvesh"
+SDN_STATES = ("pvesdn_|-",)
+
+
+@pytest.fixture
+def version(monkeypatch, pve_version):
+    monkeypatch.setenv("PVESIM_VERSION", pve_version)
+    return pve_version
+
+
+def _calls(tmp_path):
+    log = tmp_path / "pvesh.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _writes(tmp_path):
+    return [(c["method"], c["path"]) for c in _calls(tmp_path) if c["method"] not in ("GET", None)]
+
+
+def _pvesh(*args):
+    proc = subprocess.run([sys.executable, str(PVESH), *args, "--output-format", "json"],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout or "null")
+
+
+def _apply(loaders, **kwargs):
+    """state.apply evpn; returns {state id: state return} of the SDN states."""
+    ret = loaders.modules.state.apply("evpn", **kwargs)
+    return {s["__id__"]: s for key, s in ret.raw.items() if key.startswith(SDN_STATES)}
+
+
+def _changes(states):
+    return {state_id: state["changes"] for state_id, state in states.items()}
+
+
+def _objects():
+    """The cluster's SDN objects as PVE shows them (pending view): {collection: {id: item}}."""
+    objects = {c: {i[k]: i for i in _pvesh("get", f"/cluster/sdn/{c}", "--pending", "1")}
+               for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))}
+    objects["subnets"] = {i["id"]: i for v in objects["vnets"]
+                          for i in _pvesh("get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1")}
+    return objects
+
+
+def test_test_mode_writes_nothing_and_predicts_the_real_run(loaders, version, tmp_path, cluster):
+    predicted = _apply(loaders, test=True)
+    assert _writes(tmp_path) == []
+    assert all(s["result"] is None for i, s in predicted.items() if i != "evpn-sdn-zone-evpn-pruned")
+    done = _apply(loaders)
+    assert all(s["result"] is True for s in done.values()), done
+    assert _changes(done) == _changes(predicted)
+    assert _changes(done)["evpn-sdn-zone-evpn"]["new"] == {
+        "type": "evpn", "controller": "evpnctl", "vrf-vxlan": 10000, "exitnodes": "pve-roz1",
+        "exitnodes-local-routing": 0, "advertise-subnets": 1, "mtu": 1370}
+
+
+def test_cluster_holds_exactly_the_pillar_applied(loaders, version, cluster):
+    _apply(loaders)
+    objects = _objects()
+    assert {c: sorted(o) for c, o in objects.items()} == {
+        "controllers": ["evpnctl"], "zones": ["evpn"], "vnets": ["roz1"], "subnets": ["evpn-10.1.1.0-24"]}
+    assert not any("state" in item for items in objects.values() for item in items.values()), "all applied"
+    controller, zone = objects["controllers"]["evpnctl"], objects["zones"]["evpn"]
+    assert (controller["asn"], controller["peers"]) == (65000, "10.1.0.1,10.2.0.1")
+    assert (zone["exitnodes"], zone["exitnodes-local-routing"], zone["mtu"], zone["vrf-vxlan"]) == (
+        "pve-roz1", 0, 1370, 10000)
+    assert objects["vnets"]["roz1"]["tag"] == 11001
+    subnet = objects["subnets"]["evpn-10.1.1.0-24"]
+    assert (subnet["snat"], subnet["gateway"], subnet["vnet"]) == (1, "10.1.1.1", "roz1")
+    assert not (cluster / "sdn" / ".lock").exists()
+
+
+def test_second_run_changes_nothing_and_reads_each_collection_once(loaders, version, tmp_path):
+    _apply(loaders)
+    (tmp_path / "pvesh.log").unlink()
+    again = _apply(loaders)
+    assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
+    calls = _calls(tmp_path)
+    assert [c["method"] for c in calls] == ["GET"] * len(calls)
+    paths = [c["path"] for c in calls]
+    assert sorted(paths) == sorted(set(paths)) == [
+        "/cluster/sdn/controllers", "/cluster/sdn/vnets", "/cluster/sdn/vnets/roz1/subnets", "/cluster/sdn/zones"]
+
+
+def test_a_change_sends_only_what_differs(loaders, version, tmp_path):
+    _apply(loaders, pillar={"evpn": {"sites": {"roz": {"primary_exit_node": "pve-roz1"}}}})
+    (tmp_path / "pvesh.log").unlink()
+    states = _apply(loaders, pillar={"evpn": {"zone": {"mtu": 1300}}})
+    assert states["evpn-sdn-zone-evpn"]["changes"] == {
+        "mtu": {"old": 1370, "new": 1300}, "exitnodes-primary": {"old": "pve-roz1", "new": None}}
+    (update,) = [c for c in _calls(tmp_path) if c["method"] == "PUT" and c["path"] == "/cluster/sdn/zones/evpn"]
+    assert {k: v for k, v in update["params"].items() if k != "lock-token"} == {
+        "mtu": "1300", "delete": "exitnodes-primary"}
+    assert ("PUT", "/cluster/sdn") in _writes(tmp_path)
+
+
+WRITE_STEPS = [
+    "POST:/cluster/sdn/controllers:1",
+    "POST:/cluster/sdn/zones:1",
+    "POST:/cluster/sdn/vnets:1",
+    "POST:/cluster/sdn/vnets/roz1/subnets:1",
+    "PUT:/cluster/sdn:1",
+]
+
+
+@pytest.mark.parametrize("rule", WRITE_STEPS)
+def test_a_failed_write_applies_nothing_and_the_next_run_converges(
+        loaders, version, cluster, monkeypatch, rule):
+    monkeypatch.setenv("PVESIM_FAIL", rule)
+    states = _apply(loaders)
+    failed = [s for s in states.values() if s["result"] is False]
+    assert failed, states
+    assert "injected failure" in failed[0]["comment"]
+    assert states["evpn-sdn-applied"]["result"] is False
+    assert not (cluster / "sdn" / ".running-config").exists(), "nothing may be applied"
+    if version == "9.1":
+        assert failed[0]["comment"].endswith("(the SDN configuration was rolled back and the lock released)")
+        assert not (cluster / "sdn" / ".lock").exists(), "the lock must be released"
+        assert not any((cluster / "sdn").glob("*.cfg")), "the changes must be rolled back"
+    else:
+        assert "stay pending and were not applied" in failed[0]["comment"]
+    monkeypatch.delenv("PVESIM_FAIL")
+    (cluster / ".pvesim-fail-counts.json").unlink()
+    again = _apply(loaders)
+    assert all(s["result"] is True for s in again.values()), again
+    assert json.loads((cluster / "sdn" / ".running-config").read_text())["version"] == 1
+
+
+def _user_objects():
+    _pvesh("create", "/cluster/sdn/zones", "--zone", "userzone", "--type", "simple")
+    _pvesh("create", "/cluster/sdn/vnets", "--vnet", "uservn", "--zone", "userzone")
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_objects_the_pillar_does_not_name(loaders, version, prune):
+    _apply(loaders)
+    _user_objects()
+    _pvesh("create", "/cluster/sdn/vnets", "--vnet", "extra", "--zone", "evpn", "--tag", "19999")
+    _pvesh("create", "/cluster/sdn/vnets/roz1/subnets", "--subnet", "10.1.9.0/24", "--type", "subnet")
+    states = _apply(loaders, pillar={"evpn": {"prune": prune}})
+    pruned = states["evpn-sdn-zone-evpn-pruned"]
+    objects = _objects()
+    assert "userzone" in objects["zones"] and "uservn" in objects["vnets"]
+    if prune:
+        assert pruned["changes"] == {"deleted": ["vnet extra", "subnet evpn-10.1.9.0-24"]}
+        assert "extra" not in objects["vnets"] and "evpn-10.1.9.0-24" not in objects["subnets"]
+    else:
+        assert pruned["result"] is True and pruned["changes"] == {}
+        assert pruned["comment"] == ("Unmanaged in SDN zone evpn, left alone (set evpn:prune: true to remove): "
+                                     "vnet extra, subnet evpn-10.1.9.0-24")
+        assert "extra" in objects["vnets"] and "evpn-10.1.9.0-24" in objects["subnets"]
+
+
+def test_invalid_pillar_writes_nothing(loaders, version, tmp_path):
+    states = loaders.modules.state.apply("evpn", pillar={"evpn": {"zone": {"mtu": 9000}}}).raw
+    assert [s["__id__"] for s in states.values()] == ["evpn-pillar-invalid"]
+    assert _calls(tmp_path) == []
+
+
+def test_only_the_sites_leader_writes(loaders, version, tmp_path):
+    other = {"address": "10.1.0.2", "endpoint": "roz2.example.net"}
+    ret = loaders.modules.state.apply("evpn", pillar={"evpn": {"sites": {"roz": {
+        "nodes": {"pve-roz2": other}, "sdn_leader": "pve-roz2"}}}}).raw
+    (state,) = [s for s in ret.values() if s["__id__"] == "evpn-sdn"]
+    assert state["comment"] == "The SDN configuration of site roz is written by its leader pve-roz2"
+    assert _calls(tmp_path) == []
