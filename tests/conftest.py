@@ -9,12 +9,13 @@ Shared fixtures of every tier.
 """
 
 import pathlib
+import shutil
 import tempfile
 
 import pytest
 import salt._logging.impl as salt_logging
 from support.federation import REPO, example_federation
-from support.pve import PVE_API, PVE_VERSIONS
+from support.pve import PVE_API, PVE_VERSIONS, emulated_pve_minion
 from support.saltconfig import checkout_config
 
 def pytest_collection_modifyitems(items):
@@ -62,10 +63,29 @@ def salt_master(salt_factories):
 
 
 @pytest.fixture(scope="session")
-def example_minions(salt_master, federation):
-    """One running minion per node of the example pillar, custom modules synced: {id: factory}."""
-    node_ids = [node for site in federation["sites"].values() for node in site["nodes"]]
-    factories = {node: salt_master.salt_minion_daemon(node) for node in node_ids}
+def clusters_root(tmp_path_factory):
+    """One emulated PVE cluster (PVESIM_ROOT) per site: <clusters_root>/<site>."""
+    return tmp_path_factory.mktemp("clusters")
+
+
+@pytest.fixture
+def fresh_clusters(clusters_root, pve_version):
+    """Every site's cluster emptied and set to ``pve_version``: {site: PVESIM_ROOT}."""
+    for root in clusters_root.iterdir():
+        shutil.rmtree(root)
+        root.mkdir()
+        (root / "pvesim-version").write_text(pve_version)
+    return {root.name: root for root in clusters_root.iterdir()}
+
+
+@pytest.fixture(scope="session")
+def example_minions(salt_master, federation, clusters_root):
+    """One running minion per node of the example pillar, its pvesh the emulator: {id: factory}."""
+    factories = {
+        node: emulated_pve_minion(salt_master, clusters_root, site, node)
+        for site, site_conf in federation["sites"].items()
+        for node in site_conf["nodes"]
+    }
     started = []
     try:
         for factory in factories.values():

@@ -48,6 +48,6 @@ def test_state_apply_evpn_from_the_master(synced_example_minions, salt_cli):
     for minion_id in synced_example_minions:
         ret = salt_cli.run("state.apply", "evpn", "test=True", minion_tgt=minion_id)
         assert ret.returncode == 0, ret.stderr
-        (state,) = ret.data.values()
+        (state,) = [s for s in ret.data.values() if s["__id__"] == "evpn-node"]
         assert state["result"] is True
         assert state["comment"].startswith(f"{minion_id}: site ")
