@@ -1,6 +1,6 @@
 # make test       every tier: unit, functional, integration (real Salt daemons)
 # make test-fast  unit and functional tiers only (no daemons, seconds)
-# make bench      speed of the federation model on a generated 100-site federation
+# make bench      the federation model on 100 sites; pvesh calls of an SDN converge
 # make lab        the local federation in network namespaces
 
 PYTHON ?= python3
@@ -25,6 +25,7 @@ test-fast: venv
 
 bench: venv
 	$(VENV)/bin/python bench/federation.py
+	$(VENV)/bin/python bench/sdn.py
 
 lab:
 	@echo "make lab: the network-namespace lab is not built yet (it lands with the lab issue)." >&2

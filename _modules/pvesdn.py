@@ -3,8 +3,8 @@ A thin client for the Proxmox VE SDN API through ``pvesh`` on the node (root, JS
 
 ``pvesh`` costs about a second per call, so each collection is read once per run (with
 ``--pending 1``: one read gives both the configured objects and whether anything waits to be
-applied), cached in ``__context__`` and dropped by this module's own writes. Writes send only
-what they are given. On PVE 9 the first write of a run takes the cluster's SDN lock; every later
+applied) and cached in ``__context__``; this module's own writes update the cache, an apply or a
+failed write drops it. Writes send only what they are given. On PVE 9 the first write of a run takes the cluster's SDN lock; every later
 write, the apply and the rollback pass its token. pvesh's errors become
 ``CommandExecutionError`` with pvesh's own message.
 
@@ -16,6 +16,7 @@ CLI Example:
     salt-call pvesdn.pending
 """
 
+import ipaddress
 import json
 import logging
 
@@ -169,8 +170,27 @@ def _write(command, path, params):
         params = {**params, "lock-token": token}
     try:
         _pvesh(command, path, params, output=False)
-    finally:
-        _context()["reads"].clear()
+    except CommandExecutionError:
+        _context()["reads"].clear()  # what PVE holds now is unknown
+        raise
+
+
+def _remember(collection, ident, config, vnet=None):
+    """Keep a collection read this run in step with a write of ours: ``config`` None for a
+    deleted object. A vnet created now has no subnets, so they need no read."""
+    reads = _context()["reads"]
+    objects = reads.get(_path(collection, vnet))
+    if collection == "vnets" and config is not None and ident not in (objects or {}):
+        reads[_path("subnets", ident)] = {}
+    if objects is not None:
+        objects[ident] = {"config": config, "pending": True}
+
+
+def _subnet_id(cidr, vnet):
+    """PVE's id of a subnet: <zone>-<network>-<prefixlen>."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    zone = read("vnets")[vnet]["config"]["zone"]
+    return f"{zone}-{network.network_address}-{network.prefixlen}"
 
 
 def create(collection, ident, params, vnet=None):
@@ -185,6 +205,8 @@ def create(collection, ident, params, vnet=None):
         salt-call pvesdn.create vnets roz1 '{"zone": "evpn", "tag": 11001}'
     """
     _write("create", _path(collection, vnet), {ID_KEYS[collection]: ident, **params})
+    cached_id = _subnet_id(ident, vnet) if collection == "subnets" else ident
+    _remember(collection, cached_id, dict(params, **({"vnet": vnet} if vnet else {})), vnet)
 
 
 def update(collection, ident, params, delete=None, vnet=None):
@@ -197,9 +219,12 @@ def update(collection, ident, params, delete=None, vnet=None):
 
         salt-call pvesdn.update zones evpn '{"mtu": 1370}' delete='["exitnodes-primary"]'
     """
-    if delete:
-        params = {**params, "delete": ",".join(delete)}
-    _write("set", f"{_path(collection, vnet)}/{ident}", params)
+    _write("set", f"{_path(collection, vnet)}/{ident}",
+           {**params, "delete": ",".join(delete)} if delete else params)
+    objects = _context()["reads"].get(_path(collection, vnet), {})
+    if (objects.get(ident) or {}).get("config") is not None:
+        config = {k: v for k, v in objects[ident]["config"].items() if k not in (delete or ())}
+        _remember(collection, ident, {**config, **params}, vnet)
 
 
 def delete(collection, ident, vnet=None):
@@ -213,6 +238,7 @@ def delete(collection, ident, vnet=None):
         salt-call pvesdn.delete vnets roz1
     """
     _write("delete", f"{_path(collection, vnet)}/{ident}", {})
+    _remember(collection, ident, None, vnet)
 
 
 def apply():

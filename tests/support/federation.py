@@ -19,11 +19,11 @@ def example_federation():
     return merged["evpn"]
 
 
-def generated_federation(sites, nodes_per_site):
+def generated_federation(sites, nodes_per_site, vnets_per_site=1):
     """
-    A valid federation of ``sites`` sites (at most 250) with ``nodes_per_site`` nodes each:
-    site i has WireGuard range 10.<i+1>.0.0/24, one vnet ``v<i>`` with VNI 20000+i and SDN
-    subnet 10.<i+1>.1.0/24.
+    A valid federation of ``sites`` sites (at most 250) with ``nodes_per_site`` nodes and
+    ``vnets_per_site`` vnets (at most 99) each: site i has WireGuard range 10.<i+1>.0.0/24 and
+    vnets ``v<i><j>`` with VNI 20000+100*i+j and SDN subnet 10.<i+1>.<j+1>.0/24.
     """
     federation = {
         "asn": 65000,
@@ -43,10 +43,11 @@ def generated_federation(sites, nodes_per_site):
                 for k in range(nodes_per_site)
             },
             "vnets": {
-                f"v{i:03d}": {
-                    "tag": 20000 + i,
-                    "subnets": {f"10.{octet}.1.0/24": {"gateway": f"10.{octet}.1.1", "snat": True}},
+                f"v{i:03d}{j:02d}": {
+                    "tag": 20000 + 100 * i + j,
+                    "subnets": {f"10.{octet}.{j + 1}.0/24": {"gateway": f"10.{octet}.{j + 1}.1", "snat": True}},
                 }
+                for j in range(vnets_per_site)
             },
         }
     return federation
