@@ -1,0 +1,175 @@
+"""
+A WireGuard interface and its peers, converged live without a restart.
+
+``interface_present`` computes every change first (key, interface, address, MTU, port, peers,
+routes, the persisted wg-quick file) and in test mode reports them without acting. Peers change
+with one ``wg syncconf``, so established sessions are kept. A peer is left out, and named in the
+comment, while its public key is not in the mine yet or its endpoint name does not resolve: the
+interface never goes down for it, and the next run picks it up. An existing peer keeps the
+endpoint WireGuard has roamed to. No change or comment ever holds the private key.
+
+.. code-block:: yaml
+
+    wg0:
+      wireguard.interface_present:
+        - address: 10.1.0.1/32
+        - port: 51820
+        - mtu: 1420
+        - peers:
+          - {name: pve-wro1, public_key: ..., allowed_ips: [10.2.0.1/32],
+             endpoint_host: wro.example.net, endpoint_port: 51820, keepalive: 25}
+"""
+
+import socket
+
+from salt.exceptions import CommandExecutionError
+
+__virtualname__ = "wireguard"
+
+
+def __virtual__():
+    if "wireguard.show" in __salt__:  # pylint: disable=undefined-variable
+        return __virtualname__
+    return (False, "wireguard: the wireguard execution module is not available (no wg)")
+
+
+def _resolve(host, port):
+    """host:port with the host resolved now, or None when the name does not resolve."""
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError:
+        return None
+    address = info[0][4][0]
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _wanted_peers(peers, live_peers):
+    """
+    (peers for the live interface, the same for the persisted file, skipped descriptions). Live,
+    a configured peer keeps the endpoint WireGuard roamed to; the file holds the endpoint
+    resolved from the pillar, so roaming alone changes nothing.
+    """
+    live_config, persisted, skipped = [], [], []
+    for peer in peers:
+        if not peer.get("public_key"):
+            skipped.append(f"{peer['name']} (no public key in the mine yet)")
+            continue
+        roamed = (live_peers.get(peer["public_key"]) or {}).get("endpoint")
+        resolved = _resolve(peer["endpoint_host"], peer["endpoint_port"])
+        if not (roamed or resolved):
+            skipped.append(f"{peer['name']} ({peer['endpoint_host']} does not resolve)")
+            continue
+        common = {"name": peer["name"], "public_key": peer["public_key"],
+                  "allowed_ips": sorted(peer["allowed_ips"]), "keepalive": peer.get("keepalive", 0)}
+        live_config.append({**common, "endpoint": roamed or resolved})
+        persisted.append({**common, "endpoint": resolved or roamed})
+    return live_config, persisted, skipped
+
+
+def _peer_changes(wanted, live_peers):
+    names = {p["public_key"]: p["name"] for p in wanted}
+    changes = {}
+    added = sorted(names[k] for k in names if k not in live_peers)
+    removed = sorted(k for k in live_peers if k not in names)
+    changed = sorted(
+        p["name"] for p in wanted if p["public_key"] in live_peers
+        and (live_peers[p["public_key"]]["allowed_ips"] != p["allowed_ips"]
+             or live_peers[p["public_key"]]["keepalive"] != p["keepalive"]))
+    for key, value in (("added", added), ("removed", removed), ("changed", changed)):
+        if value:
+            changes[key] = value
+    return changes
+
+
+def interface_present(name, address, port, mtu, peers):
+    """
+    The WireGuard interface ``name`` with this address (``a.b.c.d/32``), listen port, MTU and
+    exactly these peers (dicts: ``name``, ``public_key`` (None until the mine has it),
+    ``allowed_ips``, ``endpoint_host``, ``endpoint_port``, ``keepalive``), each peer's
+    AllowedIPs routed through it, persisted in ``/etc/wireguard/<name>.conf``.
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    salt = __salt__  # pylint: disable=undefined-variable
+    test = __opts__["test"]  # pylint: disable=undefined-variable
+    try:
+        changes = {}
+        if salt["wireguard.public_key"](name) is None:
+            changes["private_key"] = "generated"
+            if not test:
+                salt["wireguard.genkey"](name)
+        current = salt["wireguard.link"](name)
+        if current is None:
+            changes["interface"] = "created"
+            if not test:
+                salt["wireguard.create"](name)
+                current = salt["wireguard.link"](name)
+        live = salt["wireguard.show"](name) if current is not None else None
+        live_peers = live["peers"] if live else {}
+        wanted, persisted, skipped = _wanted_peers(peers, live_peers)
+
+        if current is None or current["addresses"] != [address]:
+            changes["address"] = {"old": current and current["addresses"], "new": address}
+        if current is None or current["mtu"] != mtu:
+            changes["mtu"] = {"old": current and current["mtu"], "new": mtu}
+        if current is None or not current["up"]:
+            changes["up"] = True
+        if live is None or live["listen_port"] != port:
+            changes["listen_port"] = {"old": live and live["listen_port"], "new": port}
+        peer_changes = _peer_changes(wanted, live_peers)
+        if peer_changes:
+            changes["peers"] = peer_changes
+
+        wanted_routes = sorted({ip for p in wanted for ip in p["allowed_ips"]})
+        live_routes = salt["wireguard.routes"](name) if current is not None else []
+        route_changes = {k: v for k, v in (
+            ("added", [r for r in wanted_routes if r not in live_routes]),
+            ("removed", [r for r in live_routes if r not in wanted_routes])) if v}
+        if route_changes:
+            changes["routes"] = route_changes
+
+        if "private_key" not in changes and salt["wireguard.persist"](name, port, persisted, address, mtu, test=True):
+            changes["config_file"] = "updated"
+        elif "private_key" in changes:
+            changes["config_file"] = "written"
+
+        if test:
+            ret["result"] = None if changes else True
+        elif changes:
+            if "address" in changes or "mtu" in changes or "up" in changes or route_changes:
+                salt["wireguard.configure_link"](name, address, mtu, route_changes.get("added", []),
+                                                 route_changes.get("removed", []))
+            if "listen_port" in changes or peer_changes:
+                salt["wireguard.syncconf"](name, port, wanted)
+            salt["wireguard.persist"](name, port, persisted, address, mtu)
+    except CommandExecutionError as err:
+        ret.update(result=False, comment=str(err))
+        return ret
+
+    ret["changes"] = changes
+    verb = "would be" if test and changes else "was" if changes else "is"
+    ret["comment"] = f"WireGuard interface {name} {verb} {'updated' if changes else 'in the desired state'}"
+    if skipped:
+        ret["comment"] += "; peers left out for now: " + ", ".join(skipped)
+    return ret
+
+
+def peer_absent(name, public_key):
+    """
+    No peer with ``public_key`` on interface ``name``, live and in the persisted file.
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": f"{name} has no peer {public_key}"}
+    salt = __salt__  # pylint: disable=undefined-variable
+    live = salt["wireguard.show"](name)
+    if not live or public_key not in live["peers"]:
+        return ret
+    ret["changes"] = {"removed": public_key}
+    if __opts__["test"]:  # pylint: disable=undefined-variable
+        ret.update(result=None, comment=f"Peer {public_key} would be removed from {name}")
+        return ret
+    try:
+        salt["wireguard.remove_peer"](name, public_key)
+    except CommandExecutionError as err:
+        ret.update(result=False, changes={}, comment=str(err))
+        return ret
+    ret["comment"] = f"Peer {public_key} removed from {name}"
+    return ret

@@ -1,0 +1,133 @@
+"""
+wireguard.interface_present with real WireGuard: three lab nodes in network namespaces, each
+running wireguard-go, the state run inside each node by salt-call (masterless, from the
+checkout). Needs root, wireguard-go and wireguard-tools (.ci/run installs them).
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+
+import pytest
+from netns import Lab
+from support.federation import REPO
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping")),
+    reason="needs root, wireguard-go, wireguard-tools, iproute2 and ping",
+)
+
+NODES = {"a": ("203.0.113.21", "10.1.0.1"), "b": ("203.0.113.22", "10.2.0.1"), "c": ("203.0.113.23", "10.3.0.1")}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with Lab(tmp_path_factory.mktemp("lab"), prefix=f"t{os.getpid() % 100000}-") as made:
+        for name, (public, _) in NODES.items():
+            made.node(name, public).start_wireguard("wg0")
+        yield made
+
+
+def salt_call(node, *args):
+    """salt-call inside a node; returns the ``local`` part of its JSON output and its stdout."""
+    executable = os.path.join(os.path.dirname(sys.executable), "salt-call")
+    proc = node.run(executable, "--local", f"--id={node.name}", f"--cachedir=/var/cache/salt/wg-{node.name}-{uuid.uuid4().hex}",
+                    "--out=json", "--log-level=quiet", *args, check=False, cwd=REPO)
+    assert proc.stdout, proc.stderr
+    return json.loads(proc.stdout)["local"], proc.stdout
+
+
+def peers_of(name, keys, names, unresolvable=()):
+    peers = []
+    for peer in names:
+        public, address = NODES[peer]
+        peers.append({"name": peer, "public_key": keys[peer], "allowed_ips": [f"{address}/32"],
+                      "endpoint_host": public, "endpoint_port": 51820, "keepalive": 25})
+    for host in unresolvable:
+        peers.append({"name": host, "public_key": "x" * 43 + "=", "allowed_ips": ["10.9.0.1/32"],
+                      "endpoint_host": host, "endpoint_port": 51820, "keepalive": 25})
+    return peers
+
+
+def converge(node, keys, names, test=False, unresolvable=()):
+    address = NODES[node.name][1]
+    args = ["state.single", "wireguard.interface_present", "name=wg0", f"address={address}/32",
+            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(node.name, keys, names, unresolvable))}"]
+    result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
+    (state,) = result.values()
+    return state, stdout
+
+
+@pytest.fixture(scope="module")
+def keys(lab):
+    return {name: salt_call(node, "wireguard.genkey")[0] for name, node in lab.nodes.items()}
+
+
+def _ping(node, peer):
+    return node.run("ping", "-c1", "-W2", NODES[peer][1], check=False).returncode == 0
+
+
+def _handshake(node, key):
+    return salt_call(node, "wireguard.show")[0]["peers"][key]["latest_handshake"]
+
+
+def test_test_mode_on_a_fresh_node_changes_nothing(lab, keys):
+    state, _ = converge(lab.nodes["a"], keys, ["b"], test=True)
+    assert state["result"] is None
+    assert state["changes"]["peers"] == {"added": ["b"]}
+    assert state["changes"]["address"] == {"old": [], "new": "10.1.0.1/32"}
+    assert lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout == ""
+
+
+def test_two_nodes_handshake_and_ping(lab, keys):
+    for name, peer in (("a", "b"), ("b", "a")):
+        state, stdout = converge(lab.nodes[name], keys, [peer])
+        assert state["result"] is True, state
+        assert state["changes"]["peers"] == {"added": [peer]}
+        private = lab.nodes[name].run("cat", "/etc/wireguard/wg0.key").stdout.strip()
+        assert private and private not in stdout, "the private key left the node"
+    assert _ping(lab.nodes["a"], "b") and _ping(lab.nodes["b"], "a")
+    assert _handshake(lab.nodes["a"], keys["b"]) > 0
+    persisted = lab.nodes["a"].run("stat", "-c", "%a", "/etc/wireguard/wg0.conf").stdout.strip()
+    assert persisted == "600"
+    conf = lab.nodes["a"].run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert "Address = 10.1.0.1/32" in conf and "Endpoint = 203.0.113.22:51820" in conf
+
+
+def test_second_run_and_test_mode_report_no_change(lab, keys):
+    for test in (False, True):
+        state, _ = converge(lab.nodes["a"], keys, ["b"], test=test)
+        assert (state["result"], state["changes"]) == (True, {}), state
+
+
+def test_adding_a_peer_keeps_established_sessions(lab, keys):
+    node_a = lab.nodes["a"]
+    before = _handshake(node_a, keys["b"])
+    ifindex = json.loads(node_a.run("ip", "-j", "link", "show", "wg0").stdout)[0]["ifindex"]
+    for name, peers in (("a", ["b", "c"]), ("b", ["a", "c"]), ("c", ["a", "b"])):
+        state, _ = converge(lab.nodes[name], keys, peers)
+        assert state["result"] is True, state
+    assert _ping(lab.nodes["c"], "a") and _ping(lab.nodes["c"], "b")
+    assert _handshake(node_a, keys["b"]) == before, "the a-b session was renegotiated"
+    assert json.loads(node_a.run("ip", "-j", "link", "show", "wg0").stdout)[0]["ifindex"] == ifindex
+
+
+def test_an_unresolvable_endpoint_is_left_out_and_the_tunnel_stays(lab, keys):
+    start = time.monotonic()
+    state, _ = converge(lab.nodes["a"], keys, ["b", "c"], unresolvable=["gone.example.invalid"])
+    assert state["result"] is True and state["changes"] == {}, state
+    assert "peers left out for now: gone.example.invalid (gone.example.invalid does not resolve)" in state["comment"]
+    assert _ping(lab.nodes["a"], "b")
+    assert time.monotonic() - start < 60
+
+
+def test_removing_a_peer(lab, keys):
+    state, _ = converge(lab.nodes["a"], keys, ["b"])
+    assert state["changes"]["peers"] == {"removed": [keys["c"]]}
+    assert state["changes"]["routes"] == {"removed": ["10.3.0.1/32"]}
+    assert keys["c"] not in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
+    assert keys["c"] not in lab.nodes["a"].run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert _ping(lab.nodes["a"], "b")
