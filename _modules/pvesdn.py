@@ -19,6 +19,7 @@ CLI Example:
 import ipaddress
 import json
 import logging
+import pathlib
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
@@ -148,8 +149,20 @@ def supports_lock():
     return context["supports_lock"]
 
 
+def _token_file():
+    return pathlib.Path(__opts__["cachedir"], "pvesdn-lock-token")  # pylint: disable=undefined-variable
+
+
+def _forget_token():
+    _context().pop("lock_token", None)
+    _token_file().unlink(missing_ok=True)
+
+
 def lock_token():
-    """The SDN lock token this run holds, taking the lock first on PVE 9 (None on PVE 8).
+    """
+    The SDN lock token this node holds, taking the lock first on PVE 9 (None on PVE 8). The
+    token is kept in the minion's cache until an apply or a rollback releases the lock, so a
+    later run (or a run killed between lock and apply) goes on with its own lock.
 
     CLI Example:
 
@@ -159,20 +172,31 @@ def lock_token():
     """
     context = _context()
     if context.get("lock_token") is None and supports_lock():
-        token = json.loads(_pvesh("create", "/cluster/sdn/lock", {"allow-pending": 1}))
-        context["lock_token"] = token
+        path = _token_file()
+        if path.exists():
+            context["lock_token"] = path.read_text().strip()
+        else:
+            context["lock_token"] = json.loads(_pvesh("create", "/cluster/sdn/lock", {"allow-pending": 1}))
+            path.write_text(context["lock_token"])
     return context.get("lock_token")
 
 
-def _write(command, path, params):
+def _held_token():
+    """The token of the lock this node holds, without taking one."""
+    return lock_token() if _context().get("lock_token") or _token_file().exists() else None
+
+
+def _write(command, path, params, retry=True):
     token = lock_token()
-    if token:
-        params = {**params, "lock-token": token}
     try:
-        _pvesh(command, path, params, output=False)
-    except CommandExecutionError:
+        _pvesh(command, path, {**params, "lock-token": token} if token else params, output=False)
+    except CommandExecutionError as err:
         _context()["reads"].clear()  # what PVE holds now is unknown
+        if token and retry and "invalid lock token" in str(err):
+            _forget_token()  # a kept token whose lock someone released: take a new lock, once
+            return _write(command, path, params, retry=False)
         raise
+    return None
 
 
 def _remember(collection, ident, config, vnet=None):
@@ -243,8 +267,8 @@ def delete(collection, ident, vnet=None):
 
 def apply():
     """
-    Apply the pending SDN configuration (``pvesh set /cluster/sdn``), releasing the lock this run
-    holds. Returns the task's UPID.
+    Apply the pending SDN configuration (``pvesh set /cluster/sdn``), releasing the lock this
+    node holds. Returns the task's UPID.
 
     CLI Example:
 
@@ -252,19 +276,18 @@ def apply():
 
         salt-call pvesdn.apply
     """
-    context = _context()
-    token = context.get("lock_token")
+    token = _held_token()
     output = _pvesh("set", "/cluster/sdn", {"lock-token": token} if token else {})
-    context.pop("lock_token", None)  # released by the apply; kept above for a rollback on failure
-    context["reads"].clear()
+    _forget_token()  # released by the apply; kept until here for a rollback on failure
+    _context()["reads"].clear()
     return json.loads(output.strip().splitlines()[-1])
 
 
 def rollback():
     """
-    Undo this run's changes: on PVE 9 roll the configuration back to the running one and release
-    the lock; on PVE 8 nothing can be undone and the changes stay pending. Returns whether a
-    rollback happened.
+    Undo the changes not applied yet: on PVE 9 roll the configuration back to the running one
+    and release the lock this node holds; on PVE 8 nothing can be undone and the changes stay
+    pending. Returns whether a rollback happened.
 
     CLI Example:
 
@@ -272,17 +295,18 @@ def rollback():
 
         salt-call pvesdn.rollback
     """
-    context = _context()
-    token = context.pop("lock_token", None)
-    context["reads"].clear()
+    token = _held_token()
+    _context()["reads"].clear()
     if token is None:
         return False
     _pvesh("create", "/cluster/sdn/rollback", {"lock-token": token}, output=False)
+    _forget_token()
     return True
 
 
 def release():
-    """Release the lock this run holds without applying (nothing was changed).
+    """
+    Release the lock this node holds without applying (nothing was changed).
 
     CLI Example:
 
@@ -290,6 +314,7 @@ def release():
 
         salt-call pvesdn.release
     """
-    token = _context().pop("lock_token", None)
+    token = _held_token()
     if token:
         _pvesh("delete", "/cluster/sdn/lock", {"lock-token": token}, output=False)
+        _forget_token()

@@ -5,8 +5,10 @@ Each state computes its changes first and, in test mode, reports them without wr
 comparison normalises what PVE normalises (order of ``peers``/``exitnodes``/``nodes``, numbers
 and strings, booleans that PVE leaves out when off), so a converged cluster shows no change.
 
-A failed write ends the run's SDN changes: on PVE 9 the configuration is rolled back and the lock
-released at once; on PVE 8 the changes made so far stay pending and are not applied. Later SDN
+On PVE 9 the run's first write takes the cluster's SDN lock and ``pvesdn.applied`` releases it:
+end every run that uses these states with ``pvesdn.applied`` (salt/evpn/sdn.sls does), or the
+lock stays held. A failed write ends the run's SDN changes: on PVE 9 the configuration is rolled
+back and the lock released at once; on PVE 8 the changes made so far stay pending and are not applied. Later SDN
 states of the run then change nothing, and ``pvesdn.applied`` (which requires them) does not run.
 
 .. code-block:: yaml
@@ -85,6 +87,24 @@ def _fail(ret, err):
     return ret
 
 
+def _act(ret, changes, would, done, write):
+    """Report ``changes``: in test mode say ``would``; otherwise run ``write`` (unless an
+    earlier SDN write of this run failed) and say ``done``."""
+    ret["changes"] = changes
+    if __opts__["test"]:  # pylint: disable=undefined-variable
+        _run_state()["would_change"] = True
+        ret.update(result=None, comment=would)
+        return ret
+    if _refuse_after_failure(ret):
+        return ret
+    try:
+        write()
+    except CommandExecutionError as err:
+        return _fail(ret, err)
+    ret["comment"] = done
+    return ret
+
+
 def _converge(collection, name, params, kind, vnet=None, create_as=None):
     """Create or update one object; ``create_as`` is the id to create with when it differs
     from ``name`` (subnets: created by CIDR, addressed by id)."""
@@ -108,13 +128,8 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
     if not changes:
         ret["comment"] = f"SDN {kind} {name} is in the desired state"
         return ret
-    if __opts__["test"]:  # pylint: disable=undefined-variable
-        _run_state()["would_change"] = True
-        ret.update(result=None, changes=changes, comment=f"SDN {kind} {name} would be {verb}")
-        return ret
-    if _refuse_after_failure(ret):
-        return ret
-    try:
+
+    def write():
         if current is None:
             __salt__["pvesdn.create"](collection, create_as or name, changes["new"], vnet=vnet)  # pylint: disable=undefined-variable
         else:
@@ -124,10 +139,9 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
                 delete=[k for k, c in changes.items() if c["new"] is None],
                 vnet=vnet,
             )
-    except CommandExecutionError as err:
-        return _fail(ret, err)
-    ret.update(changes=changes, comment=f"SDN {kind} {name} {verb} (pending until applied)")
-    return ret
+
+    return _act(ret, changes, f"SDN {kind} {name} would be {verb}",
+                f"SDN {kind} {name} {verb} (pending until applied)", write)
 
 
 def _remove(collection, name, kind, vnet=None):
@@ -136,19 +150,9 @@ def _remove(collection, name, kind, vnet=None):
     if (objects.get(name) or {}).get("config") is None:
         ret["comment"] = f"SDN {kind} {name} is absent"
         return ret
-    ret["changes"] = {"old": objects[name]["config"], "new": None}
-    if __opts__["test"]:  # pylint: disable=undefined-variable
-        _run_state()["would_change"] = True
-        ret.update(result=None, comment=f"SDN {kind} {name} would be deleted")
-        return ret
-    if _refuse_after_failure(ret):
-        return ret
-    try:
-        __salt__["pvesdn.delete"](collection, name, vnet=vnet)  # pylint: disable=undefined-variable
-    except CommandExecutionError as err:
-        return _fail(ret, err)
-    ret["comment"] = f"SDN {kind} {name} deleted (pending until applied)"
-    return ret
+    return _act(ret, {"old": objects[name]["config"], "new": None}, f"SDN {kind} {name} would be deleted",
+                f"SDN {kind} {name} deleted (pending until applied)",
+                lambda: __salt__["pvesdn.delete"](collection, name, vnet=vnet))  # pylint: disable=undefined-variable
 
 
 def controller_present(name, params):
@@ -230,20 +234,13 @@ def zone_pruned(name, keep, prune=False):
         ret["comment"] = (f"Unmanaged in SDN zone {name}, left alone (set evpn:prune: true to remove): "
                           + ", ".join(names))
         return ret
-    ret["changes"] = {"deleted": names}
-    if __opts__["test"]:  # pylint: disable=undefined-variable
-        _run_state()["would_change"] = True
-        ret.update(result=None, comment=f"Would delete from SDN zone {name}: {', '.join(names)}")
-        return ret
-    if _refuse_after_failure(ret):
-        return ret
-    try:
+
+    def write():
         for collection, ident, vnet in unmanaged:
             __salt__["pvesdn.delete"](collection, ident, vnet=vnet)  # pylint: disable=undefined-variable
-    except CommandExecutionError as err:
-        return _fail(ret, err)
-    ret["comment"] = f"Deleted from SDN zone {name} (pending until applied): {', '.join(names)}"
-    return ret
+
+    return _act(ret, {"deleted": names}, f"Would delete from SDN zone {name}: {', '.join(names)}",
+                f"Deleted from SDN zone {name} (pending until applied): {', '.join(names)}", write)
 
 
 def applied(name):

@@ -176,3 +176,38 @@ def test_only_the_sites_leader_writes(loaders, version, tmp_path):
     (state,) = [s for s in ret.values() if s["__id__"] == "evpn-sdn"]
     assert state["comment"] == "The SDN configuration of site roz is written by its leader pve-roz2"
     assert _calls(tmp_path) == []
+
+
+def test_absent_states(loaders, version, tmp_path):
+    _apply(loaders)
+    states = loaders.states.pvesdn
+    subnet = {"name": "evpn-10.1.1.0-24", "vnet": "roz1"}
+    predicted = states.subnet_absent(**subnet, test=True)
+    assert predicted.result is None and predicted.changes["new"] is None
+    assert "evpn-10.1.1.0-24" in _objects()["subnets"]
+    done = states.subnet_absent(**subnet)
+    assert done.result is True and done.changes == predicted.changes
+    assert _objects()["subnets"]["evpn-10.1.1.0-24"]["state"] == "deleted"
+    assert states.subnet_absent(**subnet).changes == {}
+    for state, name in ((states.vnet_absent, "roz1"), (states.zone_absent, "evpn"), (states.controller_absent, "evpnctl")):
+        assert state(name=name).result is True
+    assert states.applied(name="roz").changes == {"applied": True}
+    assert not (tmp_path / "cluster" / "sdn" / ".lock").exists()
+    assert all(not items for items in _objects().values())
+
+
+def test_a_kept_lock_token_is_reused_or_replaced(loaders, version, cluster):
+    if version != "9.1":
+        pytest.skip("PVE 8.4 has no SDN lock")
+    states = loaders.states.pvesdn
+    assert states.controller_present(name="evpnctl", params={"type": "evpn", "asn": 65000, "peers": "10.1.0.1"}).result
+    held = (cluster / "sdn" / ".lock").read_text()
+    # A later run (a run killed before its apply) goes on with the same lock.
+    assert states.controller_present(name="evpnctl", params={"type": "evpn", "asn": 65001, "peers": "10.1.0.1"}).result
+    assert (cluster / "sdn" / ".lock").read_text() == held
+    # Someone force-released it: the next write takes a new lock.
+    _pvesh("delete", "/cluster/sdn/lock", "--force", "1")
+    assert states.controller_present(name="evpnctl", params={"type": "evpn", "asn": 65002, "peers": "10.1.0.1"}).result
+    assert (cluster / "sdn" / ".lock").read_text() not in ("", held)
+    assert states.applied(name="roz").result is True
+    assert not (cluster / "sdn" / ".lock").exists()
