@@ -18,13 +18,10 @@ CLI Example:
 
 import ipaddress
 import json
-import logging
 import pathlib
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "pvesdn"
 

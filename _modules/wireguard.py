@@ -15,15 +15,12 @@ CLI Example:
 """
 
 import json
-import logging
 import os
 import pathlib
 import tempfile
 
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
-
-log = logging.getLogger(__name__)
 
 __virtualname__ = "wireguard"
 
