@@ -7,13 +7,11 @@ checkout). Needs root, wireguard-go and wireguard-tools (.ci/run installs them).
 import json
 import os
 import shutil
-import sys
 import time
-import uuid
 
 import pytest
 from netns import Lab
-from support.federation import REPO
+from support.saltconfig import salt_call_in as salt_call
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping")),
@@ -29,15 +27,6 @@ def lab(tmp_path_factory):
         for name, (public, _) in NODES.items():
             made.node(name, public).start_wireguard("wg0")
         yield made
-
-
-def salt_call(node, *args):
-    """salt-call inside a node; returns the ``local`` part of its JSON output and its stdout."""
-    executable = os.path.join(os.path.dirname(sys.executable), "salt-call")
-    proc = node.run(executable, "--local", f"--id={node.name}", f"--cachedir=/var/cache/salt/wg-{node.name}-{uuid.uuid4().hex}",
-                    "--out=json", "--log-level=quiet", *args, check=False, cwd=REPO)
-    assert proc.stdout, proc.stderr
-    return json.loads(proc.stdout)["local"], proc.stdout
 
 
 def peers_of(name, keys, names, unresolvable=()):

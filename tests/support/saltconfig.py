@@ -1,8 +1,10 @@
 """The checkout's own Salt configuration (etc/), for daemons and loaders started by tests."""
 
+import json
 import pathlib
 import subprocess
 import sys
+import uuid
 
 import yaml
 from support.federation import REPO
@@ -49,3 +51,17 @@ def salt_call(*args, cachedir, cwd=REPO):
         check=False,
         timeout=120,
     )
+
+
+def salt_call_in(node, *args):
+    """
+    ``salt-call --local`` inside a lab node (lab/netns.py), from the checkout root so the
+    Saltfile applies, with a cache of its own. Returns (the ``local`` part of its JSON output,
+    its raw stdout).
+    """
+    proc = node.run(str(SALT_BIN / "salt-call"), "--local", f"--id={node.name}",
+                    f"--cachedir=/var/cache/salt/test-{node.name}-{uuid.uuid4().hex}",
+                    "--out=json", "--log-level=quiet", *args, check=False, cwd=REPO)
+    if not proc.stdout:
+        raise AssertionError(f"salt-call in {node.name} printed nothing: {proc.stderr}")
+    return json.loads(proc.stdout)["local"], proc.stdout
