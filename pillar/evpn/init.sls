@@ -3,6 +3,13 @@
 include:
   - evpn.sites.*
 
+# Each node publishes its WireGuard public key (never the private one) for its peers. The
+# argument is evpn:wireguard:interface.
+mine_functions:
+  wireguard_public_key:
+    - mine_function: wireguard.public_key
+    - wg0
+
 evpn:
   asn: 65000
   controller: evpnctl

@@ -120,3 +120,22 @@ def test_removing_a_peer(lab, keys):
     assert keys["c"] not in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
     assert keys["c"] not in lab.nodes["a"].run("cat", "/etc/wireguard/wg0.conf").stdout
     assert _ping(lab.nodes["a"], "b")
+
+
+def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):
+    """salt/evpn/wireguard.sls on pve-roz1 of the example pillar, masterless: the mine holds
+    no peer key yet, so the interface comes up alone and says whom it waits for."""
+    with Lab(tmp_path / "lab", prefix=f"u{os.getpid() % 100000}-") as lab:
+        node = lab.node("pve-roz1", "203.0.113.51")
+        node.start_wireguard("wg0")
+        first, stdout = salt_call(node, "state.apply", "evpn.wireguard")
+        (interface,) = [s for s in first.values() if s["__id__"] == "evpn-wireguard"]
+        assert interface["result"] is True
+        assert interface["changes"]["private_key"] == "generated"
+        assert interface["changes"]["address"] == {"old": [], "new": "10.1.0.1/32"}
+        assert interface["comment"].endswith("peers left out for now: pve-wro1 (no public key in the mine yet)")
+        assert node.run("cat", "/etc/wireguard/wg0.key").stdout.strip() not in stdout
+        (publish,) = [s for s in first.values() if s["__id__"] == "evpn-wireguard-publish-key"]
+        assert publish["changes"] == {"mine.update": True}
+        again, _ = salt_call(node, "state.apply", "evpn.wireguard")
+        assert all(s["changes"] == {} for s in again.values()), again
