@@ -36,7 +36,7 @@ class Api:
             ("GET", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
                 lambda p: sdn.get(kinds["subnets"], p["subnet"], p, vnet=p["vnet"]),
             ("PUT", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
-                lambda p: sdn.update(kinds["subnets"], p["subnet"], p, vnet=p["vnet"]),
+                lambda p: sdn.update(kinds["subnets"], p["subnet"], p),
             ("DELETE", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
                 lambda p: sdn.delete(kinds["subnets"], p["subnet"], p),
         }

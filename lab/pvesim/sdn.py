@@ -174,7 +174,7 @@ class Sdn:
             running = self.running()
             for kind in self.kinds.values():
                 ids = running.get(kind.plural, {}).get("ids", {})
-                sections = {ident: self._from_running(kind, conf) for ident, conf in ids.items()}
+                sections = {ident: self._from_running(conf) for ident, conf in ids.items()}
                 self.write(kind, sections)
             if params.get("lock-token") and params.get("release-lock", 1):
                 self.store.write_text("sdn/.lock", "")
@@ -183,7 +183,7 @@ class Sdn:
 
     # --- pending versus running ----------------------------------------------------------
 
-    def _to_running(self, kind, ident, section):
+    def _to_running(self, kind, section):
         entry = self.typed(section)
         for key in LIST_KEYS:
             if key in entry:
@@ -194,7 +194,7 @@ class Sdn:
                 entry["dhcp-range"] = section["dhcp-range"].split("\n")
         return entry
 
-    def _from_running(self, kind, conf):
+    def _from_running(self, conf):
         section = {}
         for key, value in conf.items():
             if isinstance(value, dict):
@@ -222,7 +222,7 @@ class Sdn:
     def _pending_view(self, kind, sections, running, only_changed=False):
         items = {}
         for ident in list(sections) + [i for i in running if i not in sections]:
-            current = self._to_running(kind, ident, sections[ident]) if ident in sections else None
+            current = self._to_running(kind, sections[ident]) if ident in sections else None
             old = running.get(ident)
             if old is None:
                 item = {"type": current["type"], "state": "new",
@@ -239,7 +239,7 @@ class Sdn:
                         pending[key] = "deleted"
                     elif key not in old or self._comparable(current[key]) != self._comparable(old[key]):
                         pending[key] = self.typed(sections[ident]).get(key)
-                item = self._running_item(kind, old)
+                item = self._running_item(old)
                 if pending:
                     item.update(state="changed", pending=pending)
             if only_changed and "state" not in item:
@@ -247,7 +247,7 @@ class Sdn:
             items[ident] = item
         return items
 
-    def _running_item(self, kind, conf):
+    def _running_item(self, conf):
         return {k: (",".join(sorted(v)) if isinstance(v, dict) else v) for k, v in conf.items()}
 
     # --- reads ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ class Sdn:
 
     def listing(self, kind, params, vnet=None):
         if params.get("running"):
-            entries = {i: self._running_item(kind, c) for i, c in self.running_ids(kind).items()}
+            entries = {i: self._running_item(c) for i, c in self.running_ids(kind).items()}
             file_digest = None
         else:
             sections, file_digest = self.read(kind)
@@ -332,7 +332,7 @@ class Sdn:
 
         self.in_lock(f"create sdn {kind.name} object failed", token, action)
 
-    def update(self, kind, ident, params, vnet=None):
+    def update(self, kind, ident, params):
         params = dict(params)
         token = {"lock-token": params.pop("lock-token", None)}
         params.pop(kind.id_key, None)
@@ -482,7 +482,7 @@ class Sdn:
             config = {"version": version}
             for kind in self.kinds.values():
                 sections, _ = self.read(kind)
-                config[kind.plural] = {"ids": {i: self._to_running(kind, i, s) for i, s in sections.items()}}
+                config[kind.plural] = {"ids": {i: self._to_running(kind, s) for i, s in sections.items()}}
             if self.pve9:
                 config["fabrics"] = {"ids": {}}
             self.store.write_json("sdn/.running-config", config)

@@ -29,7 +29,7 @@ def lab(tmp_path_factory):
         yield made
 
 
-def peers_of(name, keys, names, unresolvable=()):
+def peers_of(keys, names, unresolvable=()):
     peers = []
     for peer in names:
         public, address = NODES[peer]
@@ -44,7 +44,7 @@ def peers_of(name, keys, names, unresolvable=()):
 def converge(node, keys, names, test=False, unresolvable=()):
     address = NODES[node.name][1]
     args = ["state.single", "wireguard.interface_present", "name=wg0", f"address={address}/32",
-            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(node.name, keys, names, unresolvable))}"]
+            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(keys, names, unresolvable))}"]
     result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
     (state,) = result.values()
     return state, stdout

@@ -112,7 +112,7 @@ def test_unknown_site_names_the_argument():
         evpn.sdn("krk")
 
 
-def test_controller_peers_sorted_numerically_across_the_federation(federation):
+def test_controller_peers_sorted_numerically_across_the_federation():
     big = generated_federation(12, 1)  # 10.1.0.1 ... 10.12.0.1: a string sort would misorder
     peers = evpn.sdn("s000", federation=big)["controllers"]["evpnctl"]["peers"].split(",")
     assert peers == [f"10.{i}.0.1" for i in range(1, 13)]
