@@ -14,9 +14,11 @@ import tempfile
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "tests"), str(REPO / "lab"), str(REPO / "_modules")]
 
+import evpn  # noqa: E402
 import yaml  # noqa: E402
+from pvesim.cli import main as pvesh  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
 from support.pve import emulator_path  # noqa: E402
 from support.saltconfig import salt_call  # noqa: E402
@@ -66,11 +68,6 @@ def main():
             rows.append((name, counts(log), seconds))
 
         # The naive way: one pvesh get per object of the site.
-        from pvesim.cli import main as pvesh  # pylint: disable=import-outside-toplevel
-
-        sys.path.insert(0, str(REPO / "_modules"))
-        import evpn  # pylint: disable=import-outside-toplevel
-
         sdn = evpn.sdn(site, federation=federation)
         paths = [f"/cluster/sdn/controllers/{c}" for c in sdn["controllers"]]
         paths += [f"/cluster/sdn/zones/{z}" for z in sdn["zones"]]
