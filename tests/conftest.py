@@ -16,7 +16,7 @@ import pytest
 import salt._logging.impl as salt_logging
 from support.federation import REPO, example_federation
 from support.pve import PVE_API, PVE_VERSIONS, emulated_pve_minion
-from support.saltconfig import checkout_config
+from checkout_config import checkout_config
 
 def pytest_collection_modifyitems(items):
     for item in items:

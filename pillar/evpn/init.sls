@@ -4,11 +4,12 @@ include:
   - evpn.sites.*
 
 # Each node publishes its WireGuard public key (never the private one) for its peers. The
-# argument is evpn:wireguard:interface.
+# interface is evpn:wireguard:interface; it must be given by keyword (Salt's mine passes a
+# positional argument and the parameter's default both).
 mine_functions:
   wireguard_public_key:
     - mine_function: wireguard.public_key
-    - wg0
+    - interface: wg0
 
 evpn:
   asn: 65000

@@ -1,7 +1,7 @@
 import pytest
 from saltfactories.utils.functional import Loaders
 from support.pve import emulator_path
-from support.saltconfig import checkout_config
+from checkout_config import checkout_config
 
 
 @pytest.fixture(scope="module")

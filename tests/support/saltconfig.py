@@ -1,4 +1,4 @@
-"""The checkout's own Salt configuration (etc/), for daemons and loaders started by tests."""
+"""salt-call as a user runs it from the checkout, and inside lab nodes."""
 
 import json
 import pathlib
@@ -6,29 +6,9 @@ import subprocess
 import sys
 import uuid
 
-import yaml
 from support.federation import REPO
 
 SALT_BIN = pathlib.Path(sys.executable).parent
-
-
-def checkout_config(name, **overrides):
-    """
-    etc/<name> (``master`` or ``minion``) with its checkout-relative paths made absolute, since
-    test daemons do not run from the checkout root, and without ``root_dir``, which
-    salt-factories sets per daemon.
-    """
-    config = yaml.safe_load((REPO / "etc" / name).read_text())
-    config.pop("root_dir")
-    for roots in ("file_roots", "pillar_roots"):
-        if roots in config:
-            config[roots] = {
-                env: [str(REPO / path) for path in paths] for env, paths in config[roots].items()
-            }
-    for dirs in ("runner_dirs", "module_dirs"):
-        if dirs in config:
-            config[dirs] = [str(REPO / path) for path in config[dirs]]
-    return {**config, **overrides}
 
 
 def salt_call(*args, cachedir, cwd=REPO):

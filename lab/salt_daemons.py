@@ -1,0 +1,64 @@
+"""
+A Salt master and minions as plain processes inside lab nodes (lab/netns.py), configured from
+the checkout's etc/, each with its own root_dir under ``state_dir``. The master listens on a lab
+address only; the lab records every process for its teardown. Salt puts its unix sockets under
+root_dir, so ``state_dir`` must be a short path (AF_UNIX paths hold 107 characters).
+"""
+
+import json
+import pathlib
+import sys
+import time
+
+import yaml
+from checkout_config import checkout_config
+
+SALT_BIN = pathlib.Path(sys.executable).parent
+
+
+class SaltMaster:
+    def __init__(self, node, address, state_dir, pillar_root=None):
+        self.node = node
+        self.address = address
+        self.config_dir = pathlib.Path(state_dir) / "salt-master"
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        config = checkout_config(
+            "master", root_dir=str(self.config_dir), interface=address, user="root",
+            auto_accept=True,  # lab only: every minion here is ours
+            worker_threads=2, log_file=str(self.config_dir / "master.log"), log_level_logfile="info",
+        )
+        if pillar_root:
+            config["pillar_roots"] = {"base": [str(pillar_root)]}
+        (self.config_dir / "master").write_text(yaml.safe_dump(config))
+
+    def start(self):
+        self.node.spawn(str(SALT_BIN / "salt-master"), "-c", str(self.config_dir), "-l", "quiet",
+                        label="salt-master", log_path=self.config_dir / "master.out")
+
+    def salt(self, *args, timeout=60):
+        """``salt`` on this master; its JSON output, keyed by minion id."""
+        proc = self.node.run(str(SALT_BIN / "salt"), "-c", str(self.config_dir), "--out=json", "--static",
+                             f"--timeout={timeout}", *args, check=False)
+        return json.loads(proc.stdout or "{}")
+
+    def wait_for(self, minion_ids, timeout=120):
+        """Until every minion answers test.ping (minion authentication takes 10-20 s here)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(self.salt("*", "test.ping", timeout=5)) >= set(minion_ids):
+                return
+            time.sleep(1)
+        raise RuntimeError(f"minions {sorted(minion_ids)} did not all answer within {timeout} s")
+
+
+def start_minion(node, minion_id, master_address, state_dir):
+    config_dir = pathlib.Path(state_dir) / f"salt-minion-{minion_id}"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "id": minion_id, "master": master_address, "root_dir": str(config_dir), "user": "root",
+        "acceptance_wait_time": 2, "log_file": str(config_dir / "minion.log"), "log_level_logfile": "info",
+    }
+    (config_dir / "minion").write_text(yaml.safe_dump(config))
+    node.spawn(str(SALT_BIN / "salt-minion"), "-c", str(config_dir), "-l", "quiet",
+               label=f"salt-minion {minion_id}", log_path=config_dir / "minion.out")
+    return config_dir
