@@ -239,21 +239,19 @@ def routes(interface="wg0"):
                   for route in json.loads(output or "[]") if route.get("protocol") != "kernel")
 
 
-def configure_link(interface, address, mtu, add_routes=(), remove_routes=()):
+def configure_link(interface, address, mtu, remove_addresses=(), add_routes=(), remove_routes=()):
     """
-    One ``ip -batch``: the interface holds ``address`` alone, has ``mtu``, is up, and routes
-    ``add_routes`` through itself instead of ``remove_routes``.
+    One ``ip -batch``: the interface has ``address`` (and no longer ``remove_addresses``), has
+    ``mtu``, is up, and routes ``add_routes`` through itself instead of ``remove_routes``.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call wireguard.configure_link wg0 10.1.0.1/32 1420 '["10.2.0.1/32"]'
+        salt-call wireguard.configure_link wg0 10.1.0.1/32 1420 add_routes='["10.2.0.1/32"]'
     """
-    current = link(interface)
-    commands = [f"address del {old} dev {interface}" for old in current["addresses"] if old != address]
-    if address not in current["addresses"]:
-        commands.append(f"address add {address} dev {interface}")
+    commands = [f"address del {old} dev {interface}" for old in remove_addresses]
+    commands.append(f"address replace {address} dev {interface}")
     commands.append(f"link set dev {interface} mtu {mtu} up")
     commands += [f"route del {dst} dev {interface}" for dst in remove_routes]
     commands += [f"route replace {dst} dev {interface}" for dst in add_routes]

@@ -136,8 +136,12 @@ def interface_present(name, address, port, mtu, peers):
             ret["result"] = None if changes else True
         elif changes:
             if "address" in changes or "mtu" in changes or "up" in changes or route_changes:
-                salt["wireguard.configure_link"](name, address, mtu, route_changes.get("added", []),
-                                                 route_changes.get("removed", []))
+                salt["wireguard.configure_link"](
+                    name, address, mtu,
+                    remove_addresses=[a for a in current["addresses"] if a != address],
+                    add_routes=route_changes.get("added", []),
+                    remove_routes=route_changes.get("removed", []),
+                )
             if "listen_port" in changes or peer_changes:
                 salt["wireguard.syncconf"](name, port, wanted)
             salt["wireguard.persist"](name, port, persisted, address, mtu)

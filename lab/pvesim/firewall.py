@@ -165,7 +165,7 @@ class Firewall:
     def _file(self, node=None):
         if node is None:
             return "firewall/cluster.fw"
-        if node not in self.store.nodes() and node != self.api.node:
+        if node not in self.store.nodes():  # the calling node joined before any handler runs
             raise PveError(f"no such cluster node '{node}'")
         return f"nodes/{node}/host.fw"
 

@@ -7,7 +7,6 @@ checkout). Needs root, wireguard-go and wireguard-tools (.ci/run installs them).
 import json
 import os
 import shutil
-import time
 
 import pytest
 from netns import Lab
@@ -105,12 +104,10 @@ def test_adding_a_peer_keeps_established_sessions(lab, keys):
 
 
 def test_an_unresolvable_endpoint_is_left_out_and_the_tunnel_stays(lab, keys):
-    start = time.monotonic()
     state, _ = converge(lab.nodes["a"], keys, ["b", "c"], unresolvable=["gone.example.invalid"])
     assert state["result"] is True and state["changes"] == {}, state
     assert "peers left out for now: gone.example.invalid (gone.example.invalid does not resolve)" in state["comment"]
     assert _ping(lab.nodes["a"], "b")
-    assert time.monotonic() - start < 60
 
 
 def test_removing_a_peer(lab, keys):
