@@ -17,6 +17,7 @@ CLI Example:
 import json
 import os
 import pathlib
+import socket
 import tempfile
 
 import salt.utils.path
@@ -122,8 +123,9 @@ def _render(interface, port, peers, address=None, mtu=None):
     """
     A configuration in wg(8) form (``address``/``mtu`` None) or wg-quick form. ``peers`` are
     dicts with ``public_key``, ``allowed_ips``, ``endpoint`` (may be None), ``keepalive`` and
-    ``name`` (a comment). The private key is read from the key file here and only ever written
-    to files of mode 0600.
+    ``name`` and ``endpoint_name`` (the configured ``host:port``), kept as a comment that
+    ``configured_peers`` reads back. The private key is read from the key file here and only
+    ever written to files of mode 0600.
     """
     head = ["[Interface]"]
     head += [f"Address = {address}"] if address else []
@@ -131,7 +133,8 @@ def _render(interface, port, peers, address=None, mtu=None):
     head += [f"ListenPort = {port}", f"PrivateKey = {_key_path(interface).read_text().strip()}"]
     blocks = ["\n".join(head)]
     for peer in peers:
-        block = [f"# {peer['name']}"] if peer.get("name") else []
+        comment = " at ".join(filter(None, (peer.get("name"), peer.get("endpoint_name"))))
+        block = [f"# {comment}"] if comment else []
         block += ["[Peer]", f"PublicKey = {peer['public_key']}", f"AllowedIPs = {', '.join(peer['allowed_ips'])}"]
         block += [f"Endpoint = {peer['endpoint']}"] if peer.get("endpoint") else []
         block += [f"PersistentKeepalive = {peer['keepalive']}"] if peer.get("keepalive") else []
@@ -287,3 +290,111 @@ def set_peer_endpoint(interface, peer_public_key, endpoint):
         salt-call wireguard.set_peer_endpoint wg0 <public key> 198.51.100.12:51820
     """
     _run(["wg", "set", interface, "peer", peer_public_key, "endpoint", endpoint])
+
+
+def resolve(endpoint_name):
+    """
+    ``host:port`` (``[v6]:port`` too) with the host resolved now, as WireGuard takes it, or None
+    when the name does not resolve.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.resolve wro.example.net:51820
+    """
+    host, _, port = endpoint_name.rpartition(":")
+    try:
+        info = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_DGRAM)
+    except OSError:
+        return None
+    address = info[0][4][0]
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def configured_peers(interface="wg0"):
+    """
+    The peers of the persisted configuration: ``[{"name", "public_key", "endpoint_name",
+    "endpoint"}]`` (``endpoint_name`` is the configured ``host:port``, ``endpoint`` what it
+    resolved to when written); empty when nothing is persisted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.configured_peers
+    """
+    path = _config_path(interface)
+    if not path.exists():
+        return []
+    peers = []
+    for block in path.read_text().rstrip("\n").split("\n\n")[1:]:
+        lines = block.splitlines()
+        fields = dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
+        comment = next((line[2:] for line in lines if line.startswith("# ")), "")
+        name, _, endpoint_name = comment.partition(" at ")
+        peers.append({"name": name or None, "public_key": fields["PublicKey"],
+                      "endpoint_name": endpoint_name or None, "endpoint": fields.get("Endpoint")})
+    return peers
+
+
+def _persist_endpoints(interface, endpoints):
+    """Rewrite the Endpoint lines of these peers ({public key: endpoint}) in the persisted file."""
+    path = _config_path(interface)
+    blocks = path.read_text().rstrip("\n").split("\n\n")
+    for index, block in enumerate(blocks):
+        lines = block.splitlines()
+        key = next((line.split(" = ", 1)[1] for line in lines if line.startswith("PublicKey = ")), None)
+        if key in endpoints:  # where _render puts it: after AllowedIPs
+            lines = [line for line in lines if not line.startswith("Endpoint = ")]
+            allowed = next(i for i, line in enumerate(lines) if line.startswith("AllowedIPs = "))
+            lines.insert(allowed + 1, f"Endpoint = {endpoints[key]}")
+            blocks[index] = "\n".join(lines)
+    os.replace(_private_file("\n\n".join(blocks) + "\n"), path)
+
+
+def refresh_endpoints(interface="wg0", force=False, test=False):
+    """
+    Resolve every peer's configured endpoint name again and point the peers whose live endpoint
+    differs at the new answer, with one ``wg set`` and the persisted file updated (so neither a
+    reboot nor a later ``syncconf`` brings the old address back). A name that does not resolve
+    now leaves its peer as it is. ``force`` sets every resolved endpoint, even unchanged ones:
+    a node whose own public address changed sends from the new one at once. Returns
+    ``{"changed": {peer: {"old", "new"}}, "unresolved": [peer]}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.refresh_endpoints
+        salt-call wireguard.refresh_endpoints force=True
+    """
+    live = show(interface)
+    if live is None:
+        raise CommandExecutionError(f"WireGuard interface {interface} does not exist")
+    changed, unresolved, wanted, persisted = {}, [], {}, {}
+    for peer in configured_peers(interface):
+        if not peer["endpoint_name"] or peer["public_key"] not in live["peers"]:
+            continue
+        label = peer["name"] or peer["public_key"]
+        resolved = resolve(peer["endpoint_name"])
+        if resolved is None:
+            unresolved.append(label)
+            continue
+        current = live["peers"][peer["public_key"]]["endpoint"]
+        if resolved != current:
+            changed[label] = {"old": current, "new": resolved}
+        if resolved != current or force:
+            wanted[peer["public_key"]] = resolved
+        if resolved != peer["endpoint"]:
+            persisted[peer["public_key"]] = resolved
+    if test:
+        return {"changed": changed, "unresolved": sorted(unresolved)}
+    if wanted:
+        args = ["wg", "set", interface]
+        for key, endpoint in wanted.items():
+            args += ["peer", key, "endpoint", endpoint]
+        _run(args)
+    if persisted:
+        _persist_endpoints(interface, persisted)
+    return {"changed": changed, "unresolved": sorted(unresolved)}

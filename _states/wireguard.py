@@ -20,7 +20,7 @@ endpoint WireGuard has roamed to. No change or comment ever holds the private ke
              endpoint_host: wro.example.net, endpoint_port: 51820, keepalive: 25}
 """
 
-import socket
+import time
 
 from salt.exceptions import CommandExecutionError
 
@@ -28,22 +28,24 @@ __virtualname__ = "wireguard"
 
 
 def __virtual__():
-    if "wireguard.show" in __salt__:  # pylint: disable=undefined-variable
-        return __virtualname__
-    return (False, "wireguard: the wireguard execution module is not available (no wg)")
+    # Loads without wg, so that a node where evpn-packages has yet to install wireguard-tools
+    # gets a clear answer (and a test run a prediction) instead of "state not found".
+    return __virtualname__
 
 
-def _resolve(host, port):
-    """host:port with the host resolved now, or None when the name does not resolve."""
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except OSError:
-        return None
-    address = info[0][4][0]
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+def _without_wg(ret, what):
+    if __opts__["test"]:  # pylint: disable=undefined-variable
+        ret.update(result=None, comment=f"wg (wireguard-tools) is not installed yet; once it is, {what}")
+    else:
+        ret.update(result=False, comment="wg (wireguard-tools) is not installed")
+    return ret
 
 
-def _wanted_peers(peers, live_peers):
+def _endpoint_name(host, port):
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _wanted_peers(peers, live_peers, resolve):
     """
     (peers for the live interface, the same for the persisted file, skipped descriptions). Live,
     a configured peer keeps the endpoint WireGuard roamed to; the file holds the endpoint
@@ -55,11 +57,12 @@ def _wanted_peers(peers, live_peers):
             skipped.append(f"{peer['name']} (no public key in the mine yet)")
             continue
         roamed = (live_peers.get(peer["public_key"]) or {}).get("endpoint")
-        resolved = _resolve(peer["endpoint_host"], peer["endpoint_port"])
+        endpoint_name = _endpoint_name(peer["endpoint_host"], peer["endpoint_port"])
+        resolved = resolve(endpoint_name)
         if not (roamed or resolved):
             skipped.append(f"{peer['name']} ({peer['endpoint_host']} does not resolve)")
             continue
-        common = {"name": peer["name"], "public_key": peer["public_key"],
+        common = {"name": peer["name"], "public_key": peer["public_key"], "endpoint_name": endpoint_name,
                   "allowed_ips": sorted(peer["allowed_ips"]), "keepalive": peer.get("keepalive", 0)}
         live_config.append({**common, "endpoint": roamed or resolved})
         persisted.append({**common, "endpoint": resolved or roamed})
@@ -91,6 +94,8 @@ def interface_present(name, address, port, mtu, peers):
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     salt = __salt__  # pylint: disable=undefined-variable
     test = __opts__["test"]  # pylint: disable=undefined-variable
+    if "wireguard.show" not in salt:
+        return _without_wg(ret, f"{name} would be configured with {len(peers)} peers")
     try:
         changes = {}
         if salt["wireguard.public_key"](name) is None:
@@ -105,7 +110,7 @@ def interface_present(name, address, port, mtu, peers):
                 current = salt["wireguard.link"](name)
         live = salt["wireguard.show"](name) if current is not None else None
         live_peers = live["peers"] if live else {}
-        wanted, persisted, skipped = _wanted_peers(peers, live_peers)
+        wanted, persisted, skipped = _wanted_peers(peers, live_peers, salt["wireguard.resolve"])
 
         if current is None or current["addresses"] != [address]:
             changes["address"] = {"old": current and current["addresses"], "new": address}
@@ -163,6 +168,8 @@ def peer_absent(name, public_key):
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": f"{name} has no peer {public_key}"}
     salt = __salt__  # pylint: disable=undefined-variable
+    if "wireguard.show" not in salt:
+        return _without_wg(ret, f"{name} would have no peer {public_key}")
     live = salt["wireguard.show"](name)
     if not live or public_key not in live["peers"]:
         return ret
@@ -176,4 +183,42 @@ def peer_absent(name, public_key):
         ret.update(result=False, changes={}, comment=str(err))
         return ret
     ret["comment"] = f"Peer {public_key} removed from {name}"
+    return ret
+
+
+def handshakes_recent(name, peers, within=180, timeout=60):
+    """
+    Every peer named in ``peers`` (names as in the persisted configuration) is configured on
+    interface ``name`` and completed a handshake in the last ``within`` seconds (180 s is when
+    WireGuard drops a session that was not renewed); waits up to ``timeout`` seconds for that.
+    A check that changes nothing: orch.evpn ends with it. In test mode it does not wait.
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    salt = __salt__  # pylint: disable=undefined-variable
+    test = __opts__["test"]  # pylint: disable=undefined-variable
+    if "wireguard.show" not in salt:
+        return _without_wg(ret, f"the handshakes on {name} would be checked")
+    keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name)}
+    deadline = time.monotonic() + (0 if test else timeout)
+    while True:
+        live = salt["wireguard.show"](name) or {"peers": {}}
+        now = time.time()
+        problems = []
+        for peer in sorted(peers):
+            state = live["peers"].get(keys.get(peer))
+            if state is None:
+                problems.append(f"{peer} (not a peer of {name})")
+            elif not state["latest_handshake"]:
+                problems.append(f"{peer} (no handshake yet)")
+            elif now - state["latest_handshake"] > within:
+                problems.append(f"{peer} (last handshake {int(now - state['latest_handshake'])} s ago)")
+        if not problems or time.monotonic() >= deadline:
+            break
+        time.sleep(1)
+    if not problems:
+        ret["comment"] = f"{name}: every peer ({len(peers)}) had a handshake within {within} s"
+    elif test:
+        ret.update(result=None, comment=f"{name}: would wait for " + ", ".join(problems))
+    else:
+        ret.update(result=False, comment=f"{name}: after {timeout} s, no recent handshake with " + ", ".join(problems))
     return ret

@@ -3,8 +3,9 @@ Lab nodes in Linux namespaces (shared/reference/lab-recipe.md), for the lab and 
 
 A node is a network namespace plus a persistent private mount namespace and a UTS namespace:
 its own /run (so wireguard-go's /run/wireguard/<if>.sock, FRR's and Salt's sockets are per
-node), a fresh sysfs, its own /etc/resolv.conf (the internet namespace's DNS, never the host's),
-and per-node folders bind-mounted over /etc/wireguard and /etc/sysctl.d.
+node), a fresh sysfs, its own /etc/resolv.conf (the internet namespace's DNS, never the
+host's) and /etc/hosts (``Node.hosts_file``: names a test resolves without a DNS server), and
+per-node folders bind-mounted over /etc/wireguard and /etc/sysctl.d.
 Every tool then runs unmodified inside it (``Node.run``).
 
 Safety (DEVELOPERS.md): nodes reach each other only through an "internet" namespace holding a
@@ -23,7 +24,7 @@ import time
 
 INTERNET_ADDRESSES = ("203.0.113.1/24", "198.51.100.1/24")
 DNS_SERVER = "203.0.113.1"  # the internet namespace: the lab's DNS server, when it runs one
-NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d")
+NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d", "/etc/frr")  # seeded from the host's
 
 
 def _run(*argv, check=True, **kwargs):
@@ -125,17 +126,26 @@ class Node:
         self.mount_ns = lab.mounts / name
         self.uts_ns = lab.mounts / f"{name}.uts"
         self.root = lab.state / "nodes" / name  # the node's private folders
+        self.hosts_file = self.root / "hosts"  # the node's /etc/hosts, rewritable from outside
 
     def setup(self):
         """The node's mount and UTS namespaces, made from the host's mount namespace."""
         resolv = self.root / "resolv.conf"
         resolv.parent.mkdir(parents=True, exist_ok=True)
         resolv.write_text(f"nameserver {DNS_SERVER}\noptions timeout:1 attempts:1\n")
-        binds = [f"mount --bind {resolv} /etc/resolv.conf"]
+        self.hosts_file.write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n")
+        binds = [f"mount --bind {resolv} /etc/resolv.conf", f"mount --bind {self.hosts_file} /etc/hosts"]
         for target in NODE_PRIVATE_DIRS:
             source = self.root / target.strip("/").replace("/", "-")
-            source.mkdir(parents=True, exist_ok=True)
-            pathlib.Path(target).mkdir(parents=True, exist_ok=True)
+            if pathlib.Path(target).is_dir():
+                shutil.copytree(target, source, symlinks=True, copy_function=shutil.copy)
+                shutil.copystat(target, source)
+                stat = pathlib.Path(target).stat()
+                for path in (source, *source.rglob("*")):
+                    os.lchown(path, stat.st_uid, stat.st_gid)
+            else:
+                source.mkdir(parents=True, exist_ok=True)
+                pathlib.Path(target).mkdir(parents=True, exist_ok=True)
             binds.append(f"mount --bind {source} {target}")
         self.mount_ns.touch()
         self.uts_ns.touch()
@@ -148,6 +158,12 @@ class Node:
         ])
         _run("nsenter", f"--net=/run/netns/{self.namespace}", "unshare", f"--mount={self.mount_ns}",
              f"--uts={self.uts_ns}", "--propagation", "private", "sh", "-c", script)
+
+    def move(self, public_address, gateway):
+        """A new public address (a /24 on the internet bridge), as when the ISP hands one out."""
+        _run("ip", "-n", self.namespace, "addr", "flush", "dev", "pub0", "scope", "global")
+        _run("ip", "-n", self.namespace, "addr", "add", f"{public_address}/24", "dev", "pub0")
+        _run("ip", "-n", self.namespace, "route", "replace", "default", "via", gateway)
 
     def command(self, *argv, cwd="/"):
         """argv run inside the node, in ``cwd`` (nsenter execs it: a background PID is the

@@ -41,6 +41,12 @@ class SaltMaster:
                              f"--timeout={timeout}", *args, check=False)
         return json.loads(proc.stdout or "{}")
 
+    def run(self, *args, timeout=600):
+        """``salt-run`` on this master; its JSON output."""
+        proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), "--out=json", *args,
+                             check=False, timeout=timeout)
+        return json.loads(proc.stdout or "{}")
+
     def wait_for(self, minion_ids, timeout=120):
         """Until every minion answers test.ping (minion authentication takes 10-20 s here)."""
         deadline = time.monotonic() + timeout
@@ -51,7 +57,9 @@ class SaltMaster:
         raise RuntimeError(f"minions {sorted(minion_ids)} did not all answer within {timeout} s")
 
 
-def start_minion(node, minion_id, master_address, state_dir):
+def start_minion(node, minion_id, master_address, state_dir, environ=None):
+    """A minion inside ``node``; ``environ`` replaces its environment (e.g. the emulator's
+    pvesh on PATH)."""
     config_dir = pathlib.Path(state_dir) / f"salt-minion-{minion_id}"
     config_dir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -60,5 +68,5 @@ def start_minion(node, minion_id, master_address, state_dir):
     }
     (config_dir / "minion").write_text(yaml.safe_dump(config))
     node.spawn(str(SALT_BIN / "salt-minion"), "-c", str(config_dir), "-l", "quiet",
-               label=f"salt-minion {minion_id}", log_path=config_dir / "minion.out")
+               label=f"salt-minion {minion_id}", log_path=config_dir / "minion.out", env=environ)
     return config_dir

@@ -8,6 +8,7 @@ Shared fixtures of every tier.
   ``salt_master.salt_minion_daemon(...)`` and pillar with ``salt_master.pillar_tree``.
 """
 
+import os
 import pathlib
 import shutil
 import tempfile
@@ -17,6 +18,26 @@ import salt._logging.impl as salt_logging
 from support.federation import REPO, example_federation
 from support.pve import PVE_API, PVE_VERSIONS, emulated_pve_minion
 from checkout_config import checkout_config
+
+
+def _host_snapshot():
+    wireguard = pathlib.Path("/etc/wireguard")
+    return {
+        "/etc/wireguard": sorted(os.listdir(wireguard)) if wireguard.is_dir() else [],
+        "/etc/sysctl.d/90-evpn.conf": pathlib.Path("/etc/sysctl.d/90-evpn.conf").exists(),
+        "net.ipv4.ip_forward": pathlib.Path("/proc/sys/net/ipv4/ip_forward").read_text(),
+        "links": sorted(os.listdir("/sys/class/net")),
+    }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_alone():
+    """The tests converge lab nodes, emulated clusters and temporary folders, never the machine
+    they run on: its WireGuard keys, sysctls and network links are the same afterwards."""
+    before = _host_snapshot()
+    yield
+    assert _host_snapshot() == before, "the tests changed this host"
+
 
 def pytest_collection_modifyitems(items):
     for item in items:

@@ -1,5 +1,8 @@
-{#- Converges this node. A pillar with errors renders nothing but one failed state listing them,
-    so nothing is changed; the sub-states are included below as they land. #}
+{#- Converges this node: packages, FRR, sysctls, the WireGuard underlay, then (on the site's SDN
+    leader) the SDN overlay. A pillar with errors renders nothing but one failed state listing
+    them, so nothing is changed. A minion that is not a node gets a notice and nothing else.
+    On a fresh federation the peers' keys reach the mine during the first run, so a second run
+    completes the mesh (orch.evpn does both in one go). #}
 {%- set report = salt['evpn.validate']() %}
 {%- if report.errors %}
 
@@ -13,9 +16,15 @@ evpn-pillar-invalid:
 
 {%- else %}
 {%- from tpldir ~ "/map.jinja" import node with context %}
+{%- if node is not none %}
 
 include:
+  - .packages
+  - .frr
+  - .sysctl
+  - .wireguard
   - .sdn
+{%- endif %}
 
 evpn-node:
   test.configurable_test_state:

@@ -2,6 +2,7 @@
     exit nodes is asymmetric), live and persisted. rp_filter is set on every interface that exists
     now as well as on all and default: the kernel uses the higher of "all" and the interface's
     own value. #}
+{%- from tpldir ~ "/map.jinja" import host with context %}
 {%- set interfaces = salt['file.readdir']('/proc/sys/net/ipv4/conf') | reject('in', ['.', '..']) | list %}
 {%- set settings = {
       'net.ipv4.ip_forward': 1,
@@ -17,8 +18,9 @@ evpn-sysctl-br-netfilter:
     - name: br_netfilter
     - unless: test -d /proc/sys/net/bridge
 
-/etc/sysctl.d/90-evpn.conf:
+evpn-sysctl:
   sysctld.managed:
+    - name: {{ host.sysctl_file }}
     - settings: {{ settings | json }}
     - require:
       - kmod: evpn-sysctl-br-netfilter

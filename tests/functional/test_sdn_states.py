@@ -36,8 +36,8 @@ def _pvesh(*args):
 
 
 def _apply(loaders, **kwargs):
-    """state.apply evpn; returns {state id: state return} of the SDN states."""
-    ret = loaders.modules.state.apply("evpn", **kwargs)
+    """state.apply evpn.sdn; returns {state id: state return} of the SDN states."""
+    ret = loaders.modules.state.apply("evpn.sdn", **kwargs)
     return {s["__id__"]: s for key, s in ret.raw.items() if key.startswith(SDN_STATES)}
 
 
@@ -171,7 +171,7 @@ def test_invalid_pillar_writes_nothing(loaders, version, tmp_path):
 
 def test_only_the_sites_leader_writes(loaders, version, tmp_path):
     other = {"address": "10.1.0.2", "endpoint": "roz2.example.net"}
-    ret = loaders.modules.state.apply("evpn", pillar={"evpn": {"sites": {"roz": {
+    ret = loaders.modules.state.apply("evpn.sdn", pillar={"evpn": {"sites": {"roz": {
         "nodes": {"pve-roz2": other}, "sdn_leader": "pve-roz2"}}}}).raw
     (state,) = [s for s in ret.values() if s["__id__"] == "evpn-sdn"]
     assert state["comment"] == "The SDN configuration of site roz is written by its leader pve-roz2"

@@ -28,22 +28,24 @@ def lab(tmp_path_factory):
         yield made
 
 
-def peers_of(keys, names, unresolvable=()):
+def peers_of(keys, names, unresolvable=(), hosts=None):
+    """Peer dicts for interface_present; ``hosts`` gives peers an endpoint name instead of
+    their public address."""
     peers = []
     for peer in names:
         public, address = NODES[peer]
         peers.append({"name": peer, "public_key": keys[peer], "allowed_ips": [f"{address}/32"],
-                      "endpoint_host": public, "endpoint_port": 51820, "keepalive": 25})
+                      "endpoint_host": (hosts or {}).get(peer, public), "endpoint_port": 51820, "keepalive": 25})
     for host in unresolvable:
         peers.append({"name": host, "public_key": "x" * 43 + "=", "allowed_ips": ["10.9.0.1/32"],
                       "endpoint_host": host, "endpoint_port": 51820, "keepalive": 25})
     return peers
 
 
-def converge(node, keys, names, test=False, unresolvable=()):
+def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
     address = NODES[node.name][1]
     args = ["state.single", "wireguard.interface_present", "name=wg0", f"address={address}/32",
-            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(keys, names, unresolvable))}"]
+            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(keys, names, unresolvable, hosts))}"]
     result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
     (state,) = result.values()
     return state, stdout
@@ -117,6 +119,44 @@ def test_removing_a_peer(lab, keys):
     assert keys["c"] not in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
     assert keys["c"] not in lab.nodes["a"].run("cat", "/etc/wireguard/wg0.conf").stdout
     assert _ping(lab.nodes["a"], "b")
+
+
+def _endpoint(node, key):
+    return salt_call(node, "wireguard.show")[0]["peers"][key]["endpoint"]
+
+
+def test_refresh_endpoints_follows_a_moved_peer(lab, keys):
+    """b gets a new public address and its name a new answer: refresh_endpoints on a re-points
+    a's peer live and in the persisted file; nothing else moves, and a second refresh sets
+    nothing."""
+    node_a, node_b = lab.nodes["a"], lab.nodes["b"]
+    node_a.hosts_file.write_text(node_a.hosts_file.read_text() + "203.0.113.22 b.lab.example\n")
+    state, _ = converge(node_a, keys, ["b"], hosts={"b": "b.lab.example"})
+    assert state["result"] is True and state["changes"] == {"config_file": "updated"}, state
+    assert "# b at b.lab.example:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
+
+    node_b.move("198.51.100.22", "198.51.100.1")
+    node_a.hosts_file.write_text(node_a.hosts_file.read_text().replace("203.0.113.22 b", "198.51.100.22 b"))
+    predicted = salt_call(node_a, "wireguard.refresh_endpoints", "test=True")[0]
+    assert _endpoint(node_a, keys["b"]) == "203.0.113.22:51820", "test mode changed the endpoint"
+    refreshed = salt_call(node_a, "wireguard.refresh_endpoints")[0]
+    assert refreshed == predicted == {
+        "changed": {"b": {"old": "203.0.113.22:51820", "new": "198.51.100.22:51820"}}, "unresolved": []}
+    assert _endpoint(node_a, keys["b"]) == "198.51.100.22:51820"
+    assert "Endpoint = 198.51.100.22:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert _ping(node_a, "b") and _ping(node_b, "a")
+    assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
+    state, _ = converge(node_a, keys, ["b"], hosts={"b": "b.lab.example"})
+    assert state["changes"] == {}, "the state and the refresh disagree on the persisted file"
+
+
+def test_refresh_endpoints_leaves_a_peer_whose_name_fails(lab, keys):
+    node_a = lab.nodes["a"]
+    node_a.hosts_file.write_text(node_a.hosts_file.read_text().replace("198.51.100.22 b.lab.example\n", ""))
+    assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": ["b"]}
+    assert _endpoint(node_a, keys["b"]) == "198.51.100.22:51820"
+    assert _ping(node_a, "b")
 
 
 def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):

@@ -1,6 +1,8 @@
 """
-`salt '*' state.apply evpn` from a real master builds the overlay in every cluster: one emulated
-cluster per site, both PVE versions; then a third site added by one pillar file and one run.
+`salt '*' state.apply evpn.sdn` from a real master builds the overlay in every cluster: one
+emulated cluster per site, both PVE versions; then a third site added by one pillar file and one
+run. (These minions run on the test host, so only the SDN part of `evpn` is applied; the whole
+of it runs in lab nodes, tests/integration/test_orchestrate.py.)
 """
 
 import contextlib
@@ -39,7 +41,7 @@ def _cluster(root):
 
 def _apply(salt_cli, minion_ids):
     for minion_id in minion_ids:
-        ret = salt_cli.run("state.apply", "evpn", minion_tgt=minion_id)
+        ret = salt_cli.run("state.apply", "evpn.sdn", minion_tgt=minion_id)
         assert ret.returncode == 0, ret.data or ret.stderr
 
 

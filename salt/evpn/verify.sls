@@ -1,0 +1,10 @@
+{#- The last step of orch.evpn: this node's tunnels to every other node carry handshakes. Not
+    part of `evpn` itself, which converges without waiting for the other nodes. #}
+{%- from tpldir ~ "/map.jinja" import evpn, node with context %}
+{%- if node is not none %}
+
+evpn-verify-wireguard:
+  wireguard.handshakes_recent:
+    - name: {{ evpn.wireguard.interface }}
+    - peers: {{ salt['evpn.wireguard_peers']() | map(attribute='name') | list | json }}
+{%- endif %}
