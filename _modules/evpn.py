@@ -806,6 +806,32 @@ def wireguard_peers(minion_id=None, federation=None):
     return sorted(peers, key=lambda peer: peer["name"])
 
 
+def endpoint_names(federation=None):
+    """
+    The DNS names among the endpoints of every node, sorted (IP literals cannot move): what
+    the ``evpn_endpoint`` beacon watches on every node.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.endpoint_names
+    """
+    config_ = _valid_config(federation)
+    names = set()
+    for site in config_["sites"].values():
+        for node_conf in site["nodes"].values():
+            host, _ = split_endpoint(node_conf["endpoint"], config_["wireguard"]["port"])
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                names.add(host.rstrip(".").lower())
+    return sorted(names)
+
+
 def _federation_addresses(config_):
     addresses = [
         ipaddress.ip_address(node_conf["address"])

@@ -20,7 +20,7 @@ import evpn  # noqa: E402
 import yaml  # noqa: E402
 from pvesim.cli import main as pvesh  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
-from support.pve import emulator_path  # noqa: E402
+from emulated_pve import emulator_path  # noqa: E402
 from support.saltconfig import salt_call  # noqa: E402
 
 

@@ -20,4 +20,7 @@ def checkout_config(name, **overrides):
     for dirs in ("runner_dirs", "module_dirs"):
         if dirs in config:
             config[dirs] = [str(REPO / path) for path in config[dirs]]
+    for reaction in config.get("reactor", []):
+        for tag, files in reaction.items():
+            reaction[tag] = [str(REPO / path) for path in files]
     return {**config, **overrides}

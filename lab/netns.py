@@ -51,6 +51,7 @@ class Lab:
         self.processes = []  # (pid, start time, label)
         self.nodes = {}
         self.internet = None
+        self.dns_records = self.dns_pid = None  # start_dns
 
     def __enter__(self):
         self.mounts.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,35 @@ class Lab:
         node.setup()
         self.nodes[name] = node
         return node
+
+    def start_dns(self, records):
+        """
+        dnsmasq in the internet namespace, the DNS server of every node: it answers ``records``
+        ({name: address}) and nothing else (no upstream, so no query leaves the lab), with TTL 0.
+        ``set_dns`` changes the records.
+        """
+        self.dns_records = self.state / "dns-records"
+        self._write_dns(records)
+        process = subprocess.Popen(  # pylint: disable=consider-using-with
+            ["ip", "netns", "exec", self.internet, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+             "--no-resolv", "--no-hosts", "--no-poll", f"--addn-hosts={self.dns_records}", "--user=root",
+             "--interface=br0", "--bind-interfaces", "--local-ttl=0", f"--pid-file={self.state / 'dnsmasq.pid'}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        self.record(process.pid, "dnsmasq")
+        self.dns_pid = process.pid
+        for _ in range(100):
+            if _run("ip", "netns", "exec", self.internet, "ss", "-lun", "sport = :53", check=False).stdout.count("\n") > 1:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("dnsmasq did not start")
+
+    def _write_dns(self, records):
+        self.dns_records.write_text("".join(f"{address} {name}\n" for name, address in sorted(records.items())))
+
+    def set_dns(self, records):
+        """Replace the DNS records; dnsmasq re-reads them at once (SIGHUP)."""
+        self._write_dns(records)
+        os.kill(self.dns_pid, signal.SIGHUP)
 
     def record(self, pid, label):
         self.processes.append((pid, _start_time(pid), label))

@@ -11,6 +11,15 @@ mine_functions:
     - mine_function: wireguard.public_key
     - interface: wg0
 
+# Endpoints that move: every node resolves the federation's endpoint names every `interval`
+# seconds, re-points its own peers when an answer changes, and tells the master, whose reactor
+# has every other node do the same at once (_beacons/evpn_endpoint.py, reactor/). The beacon
+# does nothing on minions that are not nodes. Lower the interval to heal faster, at the cost of
+# one DNS query per name per interval on every node.
+beacons:
+  evpn_endpoint:
+    - interval: 5
+
 evpn:
   asn: 65000
   controller: evpnctl

@@ -3,7 +3,8 @@
     mine has so far) and publishes it to the mine before the WireGuard state runs again with
     every key; then the SDN of each site (on its leader; the other nodes skip it);
     then every node must see recent handshakes with every peer. A step that fails stops the
-    steps after it. The nodes are the minion ids under evpn:sites:*:nodes. #}
+    steps after it. The nodes are the minion ids under evpn:sites:*:nodes. The master gets the
+    evpn module too: the endpoint reaction's runner uses it. #}
 {%- set nodes = [] %}
 {%- for site in (pillar.get('evpn', {}).get('sites') or {}).values() %}
 {%- do nodes.extend((site.get('nodes') or {}).keys()) %}
@@ -16,11 +17,17 @@ evpn-orch-no-nodes:
 {%- else %}
 {%- set target = {'tgt': nodes | sort | join(','), 'tgt_type': 'list'} %}
 
+evpn-sync-master:
+  salt.runner:
+    - name: saltutil.sync_modules
+
 evpn-sync:
   salt.function:
     - name: saltutil.sync_all
     - tgt: {{ target.tgt }}
     - tgt_type: {{ target.tgt_type }}
+    - require:
+      - salt: evpn-sync-master
 
 evpn-host:
   salt.state:

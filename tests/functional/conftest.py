@@ -1,6 +1,6 @@
 import pytest
 from saltfactories.utils.functional import Loaders
-from support.pve import emulator_path
+from emulated_pve import emulator_path
 from checkout_config import checkout_config
 
 

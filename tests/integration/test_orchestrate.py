@@ -2,28 +2,25 @@
 `salt-run state.orchestrate orch.evpn` through a real master, on the example federation: master
 and minions run as plain processes inside lab nodes (salt-factories' daemons would need a link
 to the host's namespace, which lab safety forbids), wireguard-go in each node, the emulator as
-each node's pvesh with one cluster per site, the endpoint names in each node's /etc/hosts.
+each node's pvesh with one cluster per site, dnsmasq answering the endpoint names.
 One run converges everything (keys reach the mine before peers are configured); a following
-`state.apply evpn` changes nothing. (FRR's service state cannot act here: systemd is not PID 1
-in a lab node, so Salt's service module runs "offline"; the lab starts FRR itself.) And no private key reaches the master: not its job cache, mine,
-logs or event bus, nor any pillar.
+`state.apply evpn` changes nothing; no private key reaches the master: not its job cache, mine,
+logs or event bus, nor any pillar. (FRR's service state cannot act here: systemd is not PID 1
+in a lab node, so Salt's service module runs "offline"; the lab starts FRR itself.)
 """
 
 import json
 import os
-import pathlib
 import shutil
-import tempfile
 
 import pytest
-from netns import Lab
-from salt_daemons import SALT_BIN, SaltMaster, start_minion
+from federation_lab import lab_federation
 from support.federation import REPO
-from support.pve import emulated_pve_environ
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh")),
-    reason="needs root, wireguard-go, wireguard-tools, frr, iproute2 and ping",
+    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh",
+                                                           "dnsmasq")),
+    reason="needs root, wireguard-go, wireguard-tools, frr, dnsmasq, iproute2 and ping",
 )
 # minion id: (site, public address, endpoint name, WireGuard address)
 NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
@@ -32,31 +29,8 @@ NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
 
 @pytest.fixture(scope="module")
 def federation_lab():
-    # Short: Salt's unix sockets live under it, and pytest's temporary paths are too long.
-    state = pathlib.Path(tempfile.mkdtemp(prefix="evpn-orch-"))
-    try:
-        with Lab(state / "lab", prefix=f"o{os.getpid() % 100000}-") as lab:
-            nodes = {minion_id: lab.node(minion_id, public) for minion_id, (_, public, _, _) in NODES.items()}
-            names = "".join(f"{public} {name}\n" for _, public, name, _ in NODES.values())
-            for node in nodes.values():
-                node.hosts_file.write_text(node.hosts_file.read_text() + names)
-                node.start_wireguard("wg0")
-            roz = nodes["pve-roz1"]
-            master = SaltMaster(roz, NODES["pve-roz1"][1], state, pillar_root=REPO / "pillar")
-            master.start()
-            events = state / "events.log"
-            clusters = state / "clusters"
-            clusters.mkdir()
-            for minion_id, node in nodes.items():
-                environ = emulated_pve_environ(clusters, NODES[minion_id][0], minion_id)
-                start_minion(node, minion_id, NODES["pve-roz1"][1], state, environ=environ)
-            master.wait_for(list(nodes))
-            roz.spawn(str(SALT_BIN / "salt-run"), "-c", str(master.config_dir), "state.event", "pretty=False",
-                      label="event listener", log_path=events)
-            yield {"lab": lab, "master": master, "nodes": nodes, "clusters": clusters, "events": events,
-                   "orchestrate": master.run("state.orchestrate", "orch.evpn")}
-    finally:
-        shutil.rmtree(state)
+    with lab_federation(NODES, REPO / "pillar", prefix="o") as lab:
+        yield {**lab, "orchestrate": lab["master"].run("state.orchestrate", "orch.evpn")}
 
 
 def _steps(orchestrate):
@@ -66,7 +40,7 @@ def _steps(orchestrate):
 
 def test_one_orchestration_converges_the_federation(federation_lab):
     steps = _steps(federation_lab["orchestrate"])
-    assert list(steps) == ["evpn-sync", "evpn-host", "evpn-keys", "evpn-mine", "evpn-wireguard", "evpn-sdn",
+    assert list(steps) == ["evpn-sync-master", "evpn-sync", "evpn-host", "evpn-keys", "evpn-mine", "evpn-wireguard", "evpn-sdn",
                            "evpn-verify"]
     assert all(s["result"] is True for s in steps.values()), {i: s["comment"] for i, s in steps.items()}
     nodes = federation_lab["nodes"]

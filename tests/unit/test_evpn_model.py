@@ -161,6 +161,15 @@ def test_ipv6_addresses_and_endpoints(federation):
     assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.2.0.1,fd00:1::1"
 
 
+def test_endpoint_names_are_the_dns_names_only(federation):
+    fed = copy.deepcopy(federation)
+    roz = fed["sites"]["roz"]["nodes"]
+    roz["pve-roz2"] = {"address": "10.1.0.2", "endpoint": "ROZ.example.net.:51900"}  # same name
+    roz["pve-roz3"] = {"address": "10.1.0.3", "endpoint": "198.51.100.7"}  # an address cannot move
+    roz["pve-roz4"] = {"address": "10.1.0.4", "endpoint": "[2001:db8::4]:51820"}
+    assert evpn.endpoint_names(federation=fed) == ["roz.example.net", "wro.dyndns.example.org"]
+
+
 def test_firewall_of_a_site(federation):
     fed = copy.deepcopy(federation)
     fed["sites"]["roz"]["firewall"] = {"enable": True, "management": ["192.168.2.0/24", "198.51.100.7/32"]}

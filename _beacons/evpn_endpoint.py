@@ -1,0 +1,96 @@
+"""
+Watches the public DNS names of the federation's WireGuard endpoints from this node.
+
+Every ``interval`` seconds the beacon resolves every endpoint name of the federation
+(``evpn.endpoint_names``). When a name answers differently from its last answer, it
+
+- re-points this node's own peers at once (``wireguard.refresh_endpoints``; with ``force``
+  when the name is this node's own, so that it sends from its new address at once): the
+  tunnels heal even when the master is unreachable;
+- sends ``evpn/endpoint/changed`` to the master with ``event.send``, so that the reactor makes
+  every other node re-resolve now instead of at its own next check. The event goes out through
+  ``event.send`` and not as a beacon return: the master authenticates the sender of such an
+  event (``data['id']``), while a beacon's return can claim any minion id.
+
+Nothing fires on the first check (there is no earlier answer), on unchanged answers, or when a
+name does not resolve (a transient failure is not a change; the last good answer is kept). The
+beacon does nothing on a minion that is not a node of the federation, or before the node's
+WireGuard interface exists.
+
+Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
+
+.. code-block:: yaml
+
+    beacons:
+      evpn_endpoint:
+        - interval: 5
+"""
+
+import concurrent.futures
+import logging
+import socket
+
+import salt.utils.beacons
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "evpn_endpoint"
+TAG = "evpn/endpoint/changed"
+ANSWERS = "evpn_endpoint.answers"  # __context__ key: {name: addresses}, kept between checks
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def validate(config):
+    if not isinstance(config, list):
+        return False, "evpn_endpoint: the configuration must be a list"
+    unknown = set(salt.utils.beacons.list_to_dict(config)) - {"interval"}
+    if unknown:
+        return False, f"evpn_endpoint: unknown settings {sorted(unknown)} (only interval)"
+    return True, "Valid beacon configuration"
+
+
+def _addresses(name):
+    """The sorted addresses a name resolves to now, or None when it does not resolve."""
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)})
+    except OSError:
+        return None
+
+
+def _resolve(names):
+    """Every name at once: one slow name costs one resolver timeout, not one per name."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(names), 16) or 1) as pool:
+        return dict(zip(names, pool.map(_addresses, names)))
+
+
+def beacon(config):  # pylint: disable=unused-argument
+    salt = __salt__  # pylint: disable=undefined-variable
+    try:
+        if __opts__["id"] not in salt["evpn.members"]():  # pylint: disable=undefined-variable
+            return []
+        interface = salt["evpn.config"]()["wireguard"]["interface"]
+        own_name = salt["evpn.node"]()["endpoint_host"]
+        names = salt["evpn.endpoint_names"]()
+    except SaltInvocationError as err:
+        log.debug("evpn_endpoint: the evpn pillar is not usable: %s", err)
+        return []
+    if "wireguard.link" not in salt or salt["wireguard.link"](interface) is None:
+        return []
+    last = __context__.setdefault(ANSWERS, {})  # pylint: disable=undefined-variable
+    answers = {name: addresses for name, addresses in _resolve(names).items() if addresses is not None}
+    changed = sorted(name for name, addresses in answers.items() if name in last and last[name] != addresses)
+    last.update(answers)
+    if not changed:
+        return []
+    log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))
+    try:
+        refreshed = salt["wireguard.refresh_endpoints"](interface, force=own_name in changed)
+        log.info("evpn_endpoint: re-pointed %s", refreshed["changed"] or "nothing")
+    except CommandExecutionError as err:
+        log.warning("evpn_endpoint: refreshing %s failed: %s", interface, err)
+    salt["event.send"](TAG, {"names": changed})
+    return []

@@ -1,0 +1,104 @@
+"""
+The evpn_endpoint beacon alone, through Salt's beacon loader on pve-roz1 of the checkout's
+pillar. Name resolution is this test's table (socket.getaddrinfo replaced); the beacon's side
+effects, re-pointing this node's peers and sending the event, are recorded.
+"""
+
+import socket
+
+import pytest
+import salt.loader
+
+CONFIG = [{"interval": 1}]
+OWN, PEER = "roz.example.net", "wro.dyndns.example.org"
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """{name: address or None (does not resolve)}"""
+    table = {OWN: "203.0.113.11", PEER: "203.0.113.12"}
+
+    def getaddrinfo(host, port, *args, **kwargs):  # pylint: disable=unused-argument
+        if table.get(host) is None:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (table[host], 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table
+
+
+@pytest.fixture
+def calls():
+    return []
+
+
+@pytest.fixture
+def beacon(loaders, calls):
+    evpn = loaders.modules.evpn
+    interface = {"wg0": {"mtu": 1420, "up": True, "addresses": ["10.1.0.1/32"]}}
+    functions = {
+        "evpn.members": evpn.members, "evpn.config": evpn.config, "evpn.node": evpn.node,
+        "evpn.endpoint_names": evpn.endpoint_names,
+        "wireguard.link": interface.get,
+        "wireguard.refresh_endpoints": lambda name, force=False: calls.append(("refresh", name, force))
+        or {"changed": {}, "unresolved": []},
+        "event.send": lambda tag, data: calls.append(("event", tag, data)) or True,
+    }
+    beacons = salt.loader.beacons(loaders.opts, functions)
+    return beacons, interface
+
+
+def _check(beacon):
+    beacons, _ = beacon
+    assert beacons["evpn_endpoint.beacon"](CONFIG) == []
+
+
+def test_fires_once_per_change_and_never_on_the_first_check(beacon, dns, calls):
+    _check(beacon)
+    _check(beacon)
+    assert calls == []
+    dns[PEER] = "198.51.100.12"
+    _check(beacon)
+    _check(beacon)
+    assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_a_failed_resolution_is_not_a_change(beacon, dns, calls):
+    _check(beacon)
+    dns[PEER] = None
+    _check(beacon)
+    dns[PEER] = "203.0.113.12"
+    _check(beacon)
+    assert calls == []
+    dns[PEER] = None
+    _check(beacon)
+    dns[PEER] = "198.51.100.12"
+    _check(beacon)
+    assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_its_own_name_moving_resets_every_peer(beacon, dns, calls):
+    _check(beacon)
+    dns[OWN] = "198.51.100.11"
+    _check(beacon)
+    assert calls == [("refresh", "wg0", True), ("event", "evpn/endpoint/changed", {"names": [OWN]})]
+
+
+def test_idle_without_the_interface(beacon, dns, calls):
+    _, interface = beacon
+    interface.clear()
+    _check(beacon)
+    dns[PEER] = "198.51.100.12"
+    _check(beacon)
+    assert calls == []
+
+
+@pytest.mark.parametrize("config, valid", [
+    ([{"interval": 5}], True),
+    ([], True),
+    ([{"names": ["x.example.net"]}], False),
+    ({"interval": 5}, False),
+])
+def test_validate(beacon, config, valid):
+    beacons, _ = beacon
+    assert beacons["evpn_endpoint.validate"](config)[0] is valid
