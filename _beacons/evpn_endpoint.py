@@ -14,6 +14,8 @@ Every ``interval`` seconds the beacon resolves every endpoint name of the federa
 
 Nothing fires on the first check (there is no earlier answer), on unchanged answers, or when a
 name does not resolve (a transient failure is not a change; the last good answer is kept). The
+last answers are kept in the minion's cache folder, so a change that happens while the minion
+restarts or reloads its beacons (a pillar refresh does) is still seen. The
 beacon does nothing on a minion that is not a node of the federation, or before the node's
 WireGuard interface exists.
 
@@ -24,10 +26,13 @@ Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
     beacons:
       evpn_endpoint:
         - interval: 5
+        - enabled: False    # off (beacons.disable does not reach beacons from pillar)
 """
 
 import concurrent.futures
+import json
 import logging
+import os
 import socket
 
 import salt.utils.beacons
@@ -37,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "evpn_endpoint"
 TAG = "evpn/endpoint/changed"
-ANSWERS = "evpn_endpoint.answers"  # __context__ key: {name: addresses}, kept between checks
+ANSWERS = "evpn_endpoint.json"  # in the cache folder: {name: addresses} of the last good answers
 
 
 def __virtual__():
@@ -47,9 +52,9 @@ def __virtual__():
 def validate(config):
     if not isinstance(config, list):
         return False, "evpn_endpoint: the configuration must be a list"
-    unknown = set(salt.utils.beacons.list_to_dict(config)) - {"interval"}
+    unknown = set(salt.utils.beacons.list_to_dict(config)) - {"interval", "enabled"}
     if unknown:
-        return False, f"evpn_endpoint: unknown settings {sorted(unknown)} (only interval)"
+        return False, f"evpn_endpoint: unknown settings {sorted(unknown)} (only interval and enabled)"
     return True, "Valid beacon configuration"
 
 
@@ -67,6 +72,25 @@ def _resolve(names):
         return dict(zip(names, pool.map(_addresses, names)))
 
 
+def _answers_path():
+    return os.path.join(__opts__["cachedir"], ANSWERS)  # pylint: disable=undefined-variable
+
+
+def _last_answers():
+    try:
+        with open(_answers_path(), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def _keep_answers(answers):
+    path = _answers_path()
+    with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+        json.dump(answers, handle)
+    os.replace(f"{path}.tmp", path)
+
+
 def beacon(config):  # pylint: disable=unused-argument
     salt = __salt__  # pylint: disable=undefined-variable
     try:
@@ -80,10 +104,11 @@ def beacon(config):  # pylint: disable=unused-argument
         return []
     if "wireguard.link" not in salt or salt["wireguard.link"](interface) is None:
         return []
-    last = __context__.setdefault(ANSWERS, {})  # pylint: disable=undefined-variable
+    last = _last_answers()
     answers = {name: addresses for name, addresses in _resolve(names).items() if addresses is not None}
     changed = sorted(name for name, addresses in answers.items() if name in last and last[name] != addresses)
-    last.update(answers)
+    if any(last.get(name) != addresses for name, addresses in answers.items()):
+        _keep_answers({**last, **answers})
     if not changed:
         return []
     log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))

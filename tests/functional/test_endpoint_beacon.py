@@ -33,10 +33,16 @@ def calls():
 
 
 @pytest.fixture
-def beacon(loaders, calls):
+def interface():
+    """What wireguard.link answers: the node's interface exists."""
+    return {"wg0": {"mtu": 1420, "up": True, "addresses": ["10.1.0.1/32"]}}
+
+
+@pytest.fixture
+def functions(loaders, calls, interface):
+    """The real evpn model on the checkout's pillar; the side effects recorded."""
     evpn = loaders.modules.evpn
-    interface = {"wg0": {"mtu": 1420, "up": True, "addresses": ["10.1.0.1/32"]}}
-    functions = {
+    return {
         "evpn.members": evpn.members, "evpn.config": evpn.config, "evpn.node": evpn.node,
         "evpn.endpoint_names": evpn.endpoint_names,
         "wireguard.link": interface.get,
@@ -44,12 +50,18 @@ def beacon(loaders, calls):
         or {"changed": {}, "unresolved": []},
         "event.send": lambda tag, data: calls.append(("event", tag, data)) or True,
     }
-    beacons = salt.loader.beacons(loaders.opts, functions)
-    return beacons, interface
 
 
-def _check(beacon):
-    beacons, _ = beacon
+def _loader(loaders, functions, cachedir):
+    return salt.loader.beacons({**loaders.opts, "cachedir": str(cachedir)}, functions)
+
+
+@pytest.fixture
+def beacon(loaders, functions, tmp_path):
+    return _loader(loaders, functions, tmp_path)
+
+
+def _check(beacons):
     assert beacons["evpn_endpoint.beacon"](CONFIG) == []
 
 
@@ -84,8 +96,14 @@ def test_its_own_name_moving_resets_every_peer(beacon, dns, calls):
     assert calls == [("refresh", "wg0", True), ("event", "evpn/endpoint/changed", {"names": [OWN]})]
 
 
-def test_idle_without_the_interface(beacon, dns, calls):
-    _, interface = beacon
+def test_a_change_while_the_beacon_was_reloaded_is_seen(beacon, loaders, functions, dns, calls, tmp_path):
+    _check(beacon)
+    dns[PEER] = "198.51.100.12"
+    _check(_loader(loaders, functions, tmp_path))
+    assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_idle_without_the_interface(beacon, interface, dns, calls):
     interface.clear()
     _check(beacon)
     dns[PEER] = "198.51.100.12"
@@ -95,10 +113,10 @@ def test_idle_without_the_interface(beacon, dns, calls):
 
 @pytest.mark.parametrize("config, valid", [
     ([{"interval": 5}], True),
+    ([{"interval": 5}, {"enabled": False}], True),
     ([], True),
     ([{"names": ["x.example.net"]}], False),
     ({"interval": 5}, False),
 ])
 def test_validate(beacon, config, valid):
-    beacons, _ = beacon
-    assert beacons["evpn_endpoint.validate"](config)[0] is valid
+    assert beacon["evpn_endpoint.validate"](config)[0] is valid
