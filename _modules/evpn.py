@@ -48,6 +48,12 @@ IPSET_SDN = "evpn-sdn"
 IPSET_MANAGEMENT = "evpn-management"
 GROUP_WIREGUARD = "evpn-wg"
 GROUP_SDN = "evpn-sdn"
+# Names of our cluster rules: each rule's comment starts with its name, which is how the
+# firewall states find it among the user's rules.
+RULE_MANAGEMENT = "evpn-management"
+RULE_WIREGUARD = "evpn-wireguard"
+RULE_GROUP_WIREGUARD = "evpn-wg"
+RULE_GROUP_SDN = "evpn-sdn"
 BGP_PORT = 179
 VXLAN_PORT = 4789
 MANAGEMENT_PORTS = "22,8006"
@@ -935,6 +941,11 @@ def _rule(direction, action, comment, **params):
     return {"type": direction, "action": action, **params, "enable": 1, "comment": comment}
 
 
+def _named_rule(name, direction, action, description, **params):
+    """A cluster rule and the name that marks it as ours: its comment starts with the name."""
+    return {"name": name, "rule": _rule(direction, action, f"{name}: {description}", **params)}
+
+
 def firewall(site=None, federation=None):
     """
     The PVE firewall objects a site's cluster must hold: IP sets of the federation's
@@ -942,7 +953,10 @@ def firewall(site=None, federation=None):
     (BGP and VXLAN from federation nodes, bound to the WireGuard interface where they are
     referenced, since PVE forbids ``-i`` inside groups; IN and FORWARD for the SDN subnets);
     the cluster rules in order (management access first, the WireGuard port from anywhere,
-    then the two groups); and the options (``enable`` only when the pillar sets it).
+    then the two groups), each as ``{"name", "rule"}`` where the rule's comment starts with its
+    name (what marks it as ours among the user's rules); the names of our rules that must go
+    (``absent_rules``: management access once no management network is left); and the
+    options (``enable`` only when the pillar sets it).
 
     FORWARD rules are honoured only by the nftables ``proxmox-firewall`` of PVE 8.3 and later;
     the firewall state leaves them out where the cluster does not have them.
@@ -1003,18 +1017,18 @@ def firewall(site=None, federation=None):
             "comment": "evpn: networks that manage this cluster",
             "cidrs": sorted(_ipset_entry(c) for c in management),
         }
-        rules.append(
-            _rule("in", "ACCEPT", "evpn: management access (SSH, web UI)", proto="tcp",
-                  dport=MANAGEMENT_PORTS, source=f"+{IPSET_MANAGEMENT}")
-        )
+        rules.append(_named_rule(
+            RULE_MANAGEMENT, "in", "ACCEPT", "management access (SSH, web UI)", proto="tcp",
+            dport=MANAGEMENT_PORTS, source=f"+{IPSET_MANAGEMENT}"))
     rules += [
-        _rule("in", "ACCEPT", "evpn: WireGuard underlay (peers may move)", proto="udp",
-              dport=str(wireguard["port"])),
-        _rule("group", GROUP_WIREGUARD, "evpn: federation traffic on the WireGuard interface",
-              iface=wireguard["interface"]),
-        _rule("group", GROUP_SDN, "evpn: SDN subnets"),
+        _named_rule(RULE_WIREGUARD, "in", "ACCEPT", "WireGuard underlay (peers may move)", proto="udp",
+                    dport=str(wireguard["port"])),
+        _named_rule(RULE_GROUP_WIREGUARD, "group", GROUP_WIREGUARD, "federation traffic on the WireGuard interface",
+                    iface=wireguard["interface"]),
+        _named_rule(RULE_GROUP_SDN, "group", GROUP_SDN, "SDN subnets"),
     ]
     options = {}
     if site_conf["firewall"]["enable"] is not None:
         options["enable"] = _flag(site_conf["firewall"]["enable"])
-    return {"ipsets": ipsets, "groups": groups, "rules": rules, "options": options}
+    absent_rules = [] if management else [RULE_MANAGEMENT]  # ours, but not wanted now
+    return {"ipsets": ipsets, "groups": groups, "rules": rules, "absent_rules": absent_rules, "options": options}

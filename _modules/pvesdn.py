@@ -20,7 +20,6 @@ import ipaddress
 import json
 import pathlib
 
-import salt.utils.path
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 __virtualname__ = "pvesdn"
@@ -38,7 +37,7 @@ CONTEXT = "pvesdn"
 
 
 def __virtual__():
-    if salt.utils.path.which("pvesh"):
+    if "pvesh.call" in __salt__:  # pylint: disable=undefined-variable
         return __virtualname__
     return (False, "pvesdn: pvesh is not installed (not a Proxmox VE node)")
 
@@ -48,18 +47,7 @@ def _context():
 
 
 def _pvesh(command, path, params=None, output=True):
-    """Run pvesh; returns parsed JSON (or None). Raises CommandExecutionError with its message."""
-    args = ["pvesh", command, path]
-    for key, value in (params or {}).items():
-        for item in value if isinstance(value, list) else [value]:
-            args += [f"--{key}", str(item)]
-    if output:
-        args += ["--output-format", "json"]
-    result = __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True,  # pylint: disable=undefined-variable
-                                     output_loglevel="debug")
-    if result["retcode"] != 0 or "TASK ERROR" in result["stderr"]:
-        raise CommandExecutionError(result["stderr"].strip() or f"pvesh {command} {path} failed")
-    return result["stdout"]
+    return __salt__["pvesh.call"](command, path, params, output)  # pylint: disable=undefined-variable
 
 
 def _path(collection, vnet=None):

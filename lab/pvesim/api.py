@@ -15,6 +15,9 @@ from pvesim.sdn import Sdn
 from pvesim.store import Store
 
 
+VERSION_METHOD = {"parameters": {"properties": {}}, "returns": {"type": "object"}}
+
+
 class Api:
     def __init__(self, root, node, version="9.1"):
         self.schema = Schema(version)
@@ -54,6 +57,8 @@ class Api:
         self.routes.update(self._firewall_routes())
         # Only what this version's API has (no lock or rollback on 8.4).
         self.routes = {key: handler for key, handler in self.routes.items() if self.schema.method(key[1], key[0])}
+        self.routes[("GET", "/version")] = lambda p: {
+            "release": self.schema.version, "version": f"{self.schema.version}.0", "repoid": "pvesim"}
 
     def _firewall_routes(self):
         fw = self.firewall
@@ -101,6 +106,8 @@ class Api:
 
     def endpoint(self, method, path):
         """(template, path parameters, method schema); PveError exit 1 when PVE has none."""
+        if (method, path) == ("GET", "/version"):  # PVE's own, outside the SDN and firewall schema
+            return path, {}, VERSION_METHOD
         template, path_params = self.schema.resolve(path)
         method_schema = self.schema.method(template, method) if template else None
         if method_schema is None:

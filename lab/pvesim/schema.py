@@ -12,7 +12,8 @@ import re
 
 from pvesim.errors import PveError
 
-SCHEMA_FILES = {"9.1": "schema-sdn-firewall.json", "8.4": "schema-sdn-firewall.pve8.4.json"}
+SCHEMA_FILES = {"9.1": "schema-sdn-firewall.json", "8.4": "schema-sdn-firewall.pve8.4.json",
+                "7.4": "schema-sdn-firewall.pve7.4.json"}
 DEFAULT_SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "pve-api"
 
 

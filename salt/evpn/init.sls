@@ -1,5 +1,5 @@
 {#- Converges this node: packages, FRR, sysctls, the WireGuard underlay, then (on the site's SDN
-    leader) the SDN overlay. A pillar with errors renders nothing but one failed state listing
+    leader) the SDN overlay and the firewall. A pillar with errors renders nothing but one failed state listing
     them, so nothing is changed. A minion that is not a node gets a notice and nothing else.
     On a fresh federation the peers' keys reach the mine during the first run, so a second run
     completes the mesh (orch.evpn does both in one go). #}
@@ -24,6 +24,7 @@ include:
   - .sysctl
   - .wireguard
   - .sdn
+  - .firewall
 {%- endif %}
 
 evpn-node:

@@ -1,7 +1,7 @@
 {#- salt-run state.orchestrate orch.evpn: the whole federation in the safe order, complete in one
     run: every node makes its WireGuard key (evpn-keys: the WireGuard state with the peers the
     mine has so far) and publishes it to the mine before the WireGuard state runs again with
-    every key; then the SDN of each site (on its leader; the other nodes skip it);
+    every key; then the SDN and firewall of each site (on its leader; the other nodes skip them);
     then every node must see recent handshakes with every peer. A step that fails stops the
     steps after it. The nodes are the minion ids under evpn:sites:*:nodes. The master gets the
     evpn module too: the endpoint reaction's runner uses it. #}
@@ -65,7 +65,7 @@ evpn-sdn:
   salt.state:
     - tgt: {{ target.tgt }}
     - tgt_type: {{ target.tgt_type }}
-    - sls: evpn.sdn
+    - sls: [evpn.sdn, evpn.firewall]
     - require:
       - salt: evpn-wireguard
 

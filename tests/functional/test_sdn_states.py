@@ -4,13 +4,10 @@ loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's
 """
 
 import json
-import subprocess
-import sys
 
 import pytest
-from support.federation import REPO
+from support.pve import pvesh, pvesh_calls, pvesh_writes, sdn_objects
 
-PVESH = REPO / "lab" / "bin" / "pvesh"
 SDN_STATES = ("pvesdn_|-",)
 
 
@@ -21,18 +18,11 @@ def version(monkeypatch, pve_version):
 
 
 def _calls(tmp_path):
-    log = tmp_path / "pvesh.log"
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return pvesh_calls(tmp_path / "pvesh.log")
 
 
 def _writes(tmp_path):
-    return [(c["method"], c["path"]) for c in _calls(tmp_path) if c["method"] not in ("GET", None)]
-
-
-def _pvesh(*args):
-    proc = subprocess.run([sys.executable, str(PVESH), *args, "--output-format", "json"],
-                          capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout or "null")
+    return pvesh_writes(tmp_path / "pvesh.log")
 
 
 def _apply(loaders, **kwargs):
@@ -43,15 +33,6 @@ def _apply(loaders, **kwargs):
 
 def _changes(states):
     return {state_id: state["changes"] for state_id, state in states.items()}
-
-
-def _objects():
-    """The cluster's SDN objects as PVE shows them (pending view): {collection: {id: item}}."""
-    objects = {c: {i[k]: i for i in _pvesh("get", f"/cluster/sdn/{c}", "--pending", "1")}
-               for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))}
-    objects["subnets"] = {i["id"]: i for v in objects["vnets"]
-                          for i in _pvesh("get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1")}
-    return objects
 
 
 def test_test_mode_writes_nothing_and_predicts_the_real_run(loaders, version, tmp_path, cluster):
@@ -68,7 +49,7 @@ def test_test_mode_writes_nothing_and_predicts_the_real_run(loaders, version, tm
 
 def test_cluster_holds_exactly_the_pillar_applied(loaders, version, cluster):
     _apply(loaders)
-    objects = _objects()
+    objects = sdn_objects()
     assert {c: sorted(o) for c, o in objects.items()} == {
         "controllers": ["evpnctl"], "zones": ["evpn"], "vnets": ["roz1"], "subnets": ["evpn-10.1.1.0-24"]}
     assert not any("state" in item for items in objects.values() for item in items.values()), "all applied"
@@ -138,20 +119,20 @@ def test_a_failed_write_applies_nothing_and_the_next_run_converges(
     assert json.loads((cluster / "sdn" / ".running-config").read_text())["version"] == 1
 
 
-def _user_objects():
-    _pvesh("create", "/cluster/sdn/zones", "--zone", "userzone", "--type", "simple")
-    _pvesh("create", "/cluster/sdn/vnets", "--vnet", "uservn", "--zone", "userzone")
+def _usersdn_objects():
+    pvesh("create", "/cluster/sdn/zones", "--zone", "userzone", "--type", "simple")
+    pvesh("create", "/cluster/sdn/vnets", "--vnet", "uservn", "--zone", "userzone")
 
 
 @pytest.mark.parametrize("prune", [False, True])
 def test_objects_the_pillar_does_not_name(loaders, version, prune):
     _apply(loaders)
-    _user_objects()
-    _pvesh("create", "/cluster/sdn/vnets", "--vnet", "extra", "--zone", "evpn", "--tag", "19999")
-    _pvesh("create", "/cluster/sdn/vnets/roz1/subnets", "--subnet", "10.1.9.0/24", "--type", "subnet")
+    _usersdn_objects()
+    pvesh("create", "/cluster/sdn/vnets", "--vnet", "extra", "--zone", "evpn", "--tag", "19999")
+    pvesh("create", "/cluster/sdn/vnets/roz1/subnets", "--subnet", "10.1.9.0/24", "--type", "subnet")
     states = _apply(loaders, pillar={"evpn": {"prune": prune}})
     pruned = states["evpn-sdn-zone-evpn-pruned"]
-    objects = _objects()
+    objects = sdn_objects()
     assert "userzone" in objects["zones"] and "uservn" in objects["vnets"]
     if prune:
         assert pruned["changes"] == {"deleted": ["vnet extra", "subnet evpn-10.1.9.0-24"]}
@@ -184,16 +165,16 @@ def test_absent_states(loaders, version, tmp_path):
     subnet = {"name": "evpn-10.1.1.0-24", "vnet": "roz1"}
     predicted = states.subnet_absent(**subnet, test=True)
     assert predicted.result is None and predicted.changes["new"] is None
-    assert "evpn-10.1.1.0-24" in _objects()["subnets"]
+    assert "evpn-10.1.1.0-24" in sdn_objects()["subnets"]
     done = states.subnet_absent(**subnet)
     assert done.result is True and done.changes == predicted.changes
-    assert _objects()["subnets"]["evpn-10.1.1.0-24"]["state"] == "deleted"
+    assert sdn_objects()["subnets"]["evpn-10.1.1.0-24"]["state"] == "deleted"
     assert states.subnet_absent(**subnet).changes == {}
     for state, name in ((states.vnet_absent, "roz1"), (states.zone_absent, "evpn"), (states.controller_absent, "evpnctl")):
         assert state(name=name).result is True
     assert states.applied(name="roz").changes == {"applied": True}
     assert not (tmp_path / "cluster" / "sdn" / ".lock").exists()
-    assert all(not items for items in _objects().values())
+    assert all(not items for items in sdn_objects().values())
 
 
 def test_a_kept_lock_token_is_reused_or_replaced(loaders, version, cluster):
@@ -206,7 +187,7 @@ def test_a_kept_lock_token_is_reused_or_replaced(loaders, version, cluster):
     assert states.controller_present(name="evpnctl", params={"type": "evpn", "asn": 65001, "peers": "10.1.0.1"}).result
     assert (cluster / "sdn" / ".lock").read_text() == held
     # Someone force-released it: the next write takes a new lock.
-    _pvesh("delete", "/cluster/sdn/lock", "--force", "1")
+    pvesh("delete", "/cluster/sdn/lock", "--force", "1")
     assert states.controller_present(name="evpnctl", params={"type": "evpn", "asn": 65002, "peers": "10.1.0.1"}).result
     assert (cluster / "sdn" / ".lock").read_text() not in ("", held)
     assert states.applied(name="roz").result is True

@@ -16,6 +16,7 @@ import shutil
 import pytest
 from federation_lab import lab_federation
 from support.federation import REPO
+from support.pve import pvesh_writes
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh",
@@ -51,8 +52,9 @@ def test_one_orchestration_converges_the_federation(federation_lab):
         assert f"# {peer} at {NODES[peer][2]}:51820" in node.run("cat", "/etc/wireguard/wg0.conf").stdout
     for site, vnet in (("roz", "roz1"), ("wro", "wro1")):
         log = federation_lab["clusters"] / site / "pvesh.log"
-        writes = [c["path"] for c in map(json.loads, log.read_text().splitlines()) if c["method"] != "GET"]
-        assert f"/cluster/sdn/vnets/{vnet}/subnets" in writes and writes[-1] == "/cluster/sdn", writes
+        writes = pvesh_writes(log)
+        assert ("POST", f"/cluster/sdn/vnets/{vnet}/subnets") in writes and ("PUT", "/cluster/sdn") in writes
+        assert writes[-1] == ("POST", "/cluster/firewall/rules"), "the firewall's rules come last"
 
 
 def test_a_following_highstate_changes_nothing(federation_lab):

@@ -1,20 +1,16 @@
 """
-`salt '*' state.apply evpn.sdn` from a real master builds the overlay in every cluster: one
-emulated cluster per site, both PVE versions; then a third site added by one pillar file and one
-run. (These minions run on the test host, so only the SDN part of `evpn` is applied; the whole
-of it runs in lab nodes, tests/integration/test_orchestrate.py.)
+`salt '*' state.apply evpn.sdn,evpn.firewall` from a real master builds the overlay and its
+firewall in every cluster: one emulated cluster per site, both PVE versions; then a third site
+added by one pillar file and one run. (These minions run on the test host, so only the cluster
+parts of `evpn` are applied; the whole of it runs in lab nodes, test_orchestrate.py.)
 """
 
 import contextlib
-import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
-from support.federation import REPO
-from support.pve import emulated_pve_minion
+from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
 KRK = {"evpn": {"sites": {"krk": {
     "network": "10.3.0.0/24",
@@ -23,38 +19,16 @@ KRK = {"evpn": {"sites": {"krk": {
 }}}}
 
 
-def _pvesh(root, *args):
-    env = {"PVESIM_ROOT": str(root), "PVESIM_NODE": "reader", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "bin" / "pvesh"), *args, "--output-format", "json"],
-                          env=env, capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
-
-
-def _cluster(root):
-    """{collection: {id: item}} of a cluster, pending view; subnets of every vnet."""
-    objects = {c: {i[k]: i for i in _pvesh(root, "get", f"/cluster/sdn/{c}", "--pending", "1")}
-               for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))}
-    objects["subnets"] = {i["id"]: i for v in objects["vnets"]
-                          for i in _pvesh(root, "get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1")}
-    return objects
-
-
 def _apply(salt_cli, minion_ids):
     for minion_id in minion_ids:
-        ret = salt_cli.run("state.apply", "evpn.sdn", minion_tgt=minion_id)
+        ret = salt_cli.run("state.apply", "evpn.sdn,evpn.firewall", minion_tgt=minion_id)
         assert ret.returncode == 0, ret.data or ret.stderr
-
-
-def _writes(root):
-    log = root / "pvesh.log"
-    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return [c for c in calls if c["method"] not in ("GET", None)]
 
 
 def test_two_sites_converge_and_stay_converged(synced_example_minions, salt_cli, fresh_clusters):
     _apply(salt_cli, synced_example_minions)
     for site, vnet, subnet, gateway in (("roz", "roz1", "10.1.1.0", "10.1.1.1"), ("wro", "wro1", "10.2.1.0", "10.2.1.1")):
-        objects = _cluster(fresh_clusters[site])
+        objects = sdn_objects(fresh_clusters[site])
         assert {c: sorted(o) for c, o in objects.items()} == {
             "controllers": ["evpnctl"], "zones": ["evpn"], "vnets": [vnet], "subnets": [f"evpn-{subnet}-24"]}
         assert not any("state" in i for items in objects.values() for i in items.values()), f"{site}: not applied"
@@ -66,7 +40,7 @@ def test_two_sites_converge_and_stay_converged(synced_example_minions, salt_cli,
             1, gateway)
         (fresh_clusters[site] / "pvesh.log").unlink()
     _apply(salt_cli, synced_example_minions)
-    assert {site: _writes(fresh_clusters[site]) for site in ("roz", "wro")} == {"roz": [], "wro": []}
+    assert {site: pvesh_writes(fresh_clusters[site] / "pvesh.log") for site in ("roz", "wro")} == {"roz": [], "wro": []}
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +72,18 @@ def test_a_third_site_updates_the_existing_clusters(salt_master, synced_example_
     with krk_site(salt_master, salt_cli, list(synced_example_minions), clusters_root, krk_minion) as members:
         _apply(salt_cli, members)
         for site in ("roz", "wro", "krk"):
-            objects = _cluster(clusters_root / site)
+            objects = sdn_objects(clusters_root / site)
             assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.2.0.1,10.3.0.1", site
             assert not any("state" in i for items in objects.values() for i in items.values()), f"{site}: not applied"
-        krk = _cluster(clusters_root / "krk")
+        krk = sdn_objects(clusters_root / "krk")
         assert sorted(krk["vnets"]) == ["krk1"] and sorted(krk["subnets"]) == ["evpn-10.3.1.0-24"]
-        # The existing clusters got one controller update and one apply each, nothing else.
+        for site in ("roz", "wro", "krk"):
+            entries = pvesh("get", "/cluster/firewall/ipset/evpn-wireguard", root=clusters_root / site)
+            assert sorted(e["cidr"] for e in entries) == ["10.1.0.1", "10.2.0.1", "10.3.0.1"], site
+            entries = pvesh("get", "/cluster/firewall/ipset/evpn-sdn", root=clusters_root / site)
+            assert sorted(e["cidr"] for e in entries) == ["10.1.1.0/24", "10.2.1.0/24", "10.3.1.0/24"], site
+        # The existing clusters got one controller update and one apply each, nothing else but
+        # the new IP set entries.
         for site in ("roz", "wro"):
-            assert [(c["method"], c["path"]) for c in _writes(fresh_clusters[site]) if c["method"] != "POST"] == [
+            assert [w for w in pvesh_writes(fresh_clusters[site] / "pvesh.log") if w[0] != "POST"] == [
                 ("PUT", "/cluster/sdn/controllers/evpnctl"), ("PUT", "/cluster/sdn")], site

@@ -1,6 +1,11 @@
 """Where the PVE API reference lives (shared/pve-api, beside the checkout) and the versions
 the emulator supports. Tests that need it skip cleanly when it is absent."""
 
+import json
+import os
+import subprocess
+import sys
+
 from emulated_pve import emulated_pve_environ
 from support.federation import REPO
 
@@ -14,3 +19,31 @@ def emulated_pve_minion(salt_master, clusters_root, site, minion_id):
     # A dict of its own: salt-factories hands every daemon the manager's shared environ.
     factory.environ = emulated_pve_environ(clusters_root, site, minion_id)
     return factory
+
+
+def pvesh(*args, root=None):
+    """The emulator's pvesh, JSON output parsed; in cluster ``root`` (default: PVESIM_ROOT)."""
+    environ = {**os.environ, **({"PVESIM_ROOT": str(root), "PVESIM_NODE": "reader"} if root else {})}
+    environ.pop("PVESIM_LOG", None)  # a test's own reads are not the states' calls
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "bin" / "pvesh"), *args, "--output-format", "json"],
+                          env=environ, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout or "null")
+
+
+def pvesh_calls(log):
+    """The calls recorded in a PVESIM_LOG file."""
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def pvesh_writes(log):
+    """(method, path) of the recorded calls that are not reads."""
+    return [(c["method"], c["path"]) for c in pvesh_calls(log) if c["method"] not in ("GET", None)]
+
+
+def sdn_objects(root=None):
+    """A cluster's SDN objects as PVE shows them (pending view): {collection: {id: item}}."""
+    objects = {c: {i[k]: i for i in pvesh("get", f"/cluster/sdn/{c}", "--pending", "1", root=root)}
+               for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))}
+    objects["subnets"] = {i["id"]: i for v in objects["vnets"]
+                          for i in pvesh("get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1", root=root)}
+    return objects

@@ -183,13 +183,15 @@ def test_firewall_of_a_site(federation):
                             "cidrs": ["192.168.2.0/24", "198.51.100.7"]},
     }
     # Management first; BGP and VXLAN only through the group bound to the WireGuard interface.
-    assert [(r["type"], r["action"], r.get("iface"), r.get("dport"), r.get("source")) for r in fw["rules"]] == [
+    rules = [r["rule"] for r in fw["rules"]]
+    assert [(r["type"], r["action"], r.get("iface"), r.get("dport"), r.get("source")) for r in rules] == [
         ("in", "ACCEPT", None, "22,8006", "+evpn-management"),
         ("in", "ACCEPT", None, "51820", None),
         ("group", "evpn-wg", "wg0", None, None),
         ("group", "evpn-sdn", None, None, None),
     ]
-    assert all(r["enable"] == 1 and r["comment"].startswith("evpn: ") for r in fw["rules"])
+    assert [r["name"] for r in fw["rules"]] == ["evpn-management", "evpn-wireguard", "evpn-wg", "evpn-sdn"]
+    assert all(r["rule"]["enable"] == 1 and r["rule"]["comment"].startswith(r["name"] + ": ") for r in fw["rules"])
     wg_rules = fw["groups"]["evpn-wg"]["rules"]
     assert [(r["proto"], r["dport"], r["source"]) for r in wg_rules] == [
         ("tcp", "179", "+evpn-wireguard"), ("udp", "4789", "+evpn-wireguard"),
@@ -201,13 +203,15 @@ def test_firewall_of_a_site(federation):
         ("in", "+evpn-sdn", None), ("forward", "+evpn-sdn", None), ("forward", None, "+evpn-sdn"),
     ]
     assert fw["options"] == {"enable": 1}
+    assert fw["absent_rules"] == []
 
 
 def test_firewall_switch_left_alone_unless_the_pillar_sets_it(federation):
     fw = evpn.firewall("wro", federation=federation)
     assert fw["options"] == {}
     assert "evpn-management" not in fw["ipsets"]
-    assert fw["rules"][0]["dport"] == "51820"
+    assert fw["absent_rules"] == ["evpn-management"]
+    assert fw["rules"][0]["rule"]["dport"] == "51820"
     fed = copy.deepcopy(federation)
     fed["sites"]["wro"]["firewall"] = {"enable": False}
     assert evpn.firewall("wro", federation=fed)["options"] == {"enable": 0}

@@ -35,6 +35,8 @@ def _cases():
         for method, template in sorted(api.routes):
             path = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], template)
             spec = api.schema.method(template, method)
+            if spec is None:  # GET /version: outside the SDN and firewall schema
+                continue
             cases.append(pytest.param((version, method, path, "no-such-option", "1", "Unknown option: no-such-option"),
                                       id=f"{version} {method} {template} unknown option"))
             for name, prop in spec["parameters"].get("properties", {}).items():
@@ -216,14 +218,16 @@ VALID_CALLS = [
     ("DELETE", "/cluster/firewall/ipset/fed/10.1.0.1", {}),
     ("DELETE", "/cluster/firewall/ipset/fed", {}),
     ("DELETE", "/cluster/firewall/aliases/mgmt", {}),
+    ("GET", "/version", {}),
 ]
 
 
 def test_a_valid_call_succeeds_on_every_route(pve_cluster):
     covered = set()
     for method, path, params in VALID_CALLS:
-        template, _ = pve_cluster.schema.resolve(path)
-        if (method, template) not in pve_cluster.routes:
+        try:
+            template = pve_cluster.endpoint(method, path)[0]
+        except PveError:
             continue  # not in this version's API (lock, rollback on 8.4)
         pve_cluster.call(method, path, params)
         covered.add((method, template))

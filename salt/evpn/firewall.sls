@@ -1,0 +1,54 @@
+{#- The PVE firewall of this node's site, written by the site's SDN leader (/etc/pve is
+    cluster-wide): the federation's IP sets, our two security groups, our rules at the top of the
+    cluster rules (management access first), and the firewall switched on or off only when the
+    pillar says so (evpn.validate refuses "on" without management networks). The user's own
+    rules, groups and IP sets are left as they are. #}
+{%- from tpldir ~ "/map.jinja" import evpn, node with context %}
+{%- if node is not none and node.is_sdn_leader %}
+{%- set firewall = salt['evpn.firewall']() %}
+{%- set forward = salt['pvefw.has_forward_rules']() %}
+{%- set prerequisites = [] %}
+{%- for name, ipset in firewall.ipsets | dictsort %}
+
+evpn-firewall-ipset-{{ name }}:
+  pvefw.ipset_present:
+    - name: {{ name }}
+    - cidrs: {{ ipset.cidrs | json }}
+    - comment: {{ ipset.comment | json }}
+{%- do prerequisites.append({'pvefw': 'evpn-firewall-ipset-' ~ name}) %}
+{%- endfor %}
+{%- for name, group in firewall.groups | dictsort %}
+
+evpn-firewall-group-{{ name }}:
+  pvefw.group_present:
+    - name: {{ name }}
+    - rules: {{ (group.rules if forward else group.rules | rejectattr('type', 'equalto', 'forward') | list) | json }}
+    - comment: {{ group.comment | json }}
+    - require: {{ prerequisites | json }}
+{%- endfor %}
+{%- for name in firewall.groups | sort %}
+{%- do prerequisites.append({'pvefw': 'evpn-firewall-group-' ~ name}) %}
+{%- endfor %}
+{%- if not forward %}
+
+evpn-firewall-no-forward-rules:
+  test.show_notification:
+    - text: "This PVE version has no forward firewall rules (8.3 and later): the SDN subnets are allowed in only, routed traffic is not filtered by our rules"
+{%- endif %}
+evpn-firewall-rules:
+  pvefw.rules_present:
+    - name: cluster
+    - rules: {{ firewall.rules | json }}
+    - absent: {{ firewall.absent_rules | json }}
+    - require: {{ prerequisites | json }}
+
+{%- if firewall.options %}
+
+evpn-firewall-options:
+  pvefw.options:
+    - name: cluster
+    - values: {{ firewall.options | json }}
+    - require:
+      - pvefw: evpn-firewall-rules
+{%- endif %}
+{%- endif %}

@@ -1,0 +1,187 @@
+"""
+The firewall of one site's cluster: salt/evpn/firewall.sls with the pvefw states, through Salt's
+loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's SDN leader; the
+example pillar gives roz the management network 192.168.2.0/24 and leaves the switch alone.
+"""
+
+import pytest
+from support.pve import PVE_API, pvesh, pvesh_calls, pvesh_writes
+
+CLUSTER_FW = """[IPSET evpn-management] # evpn: networks that manage this cluster
+
+192.168.2.0/24
+
+[IPSET evpn-sdn] # evpn: SDN subnets of the federation
+
+10.1.1.0/24
+10.2.1.0/24
+
+[IPSET evpn-wireguard] # evpn: WireGuard addresses of the federation
+
+10.1.0.1
+10.2.0.1
+
+[RULES]
+
+IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)
+IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)
+GROUP evpn-wg -i wg0 # evpn-wg: federation traffic on the WireGuard interface
+GROUP evpn-sdn # evpn-sdn: SDN subnets
+
+[group evpn-sdn] # evpn: traffic of the SDN subnets
+
+IN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host
+FORWARD ACCEPT -source +evpn-sdn # evpn: routed from SDN subnets
+FORWARD ACCEPT -dest +evpn-sdn # evpn: routed to SDN subnets
+
+[group evpn-wg] # evpn: overlay control and data plane between federation nodes
+
+IN ACCEPT -source +evpn-wireguard -p tcp -dport 179 # evpn: BGP EVPN sessions
+IN ACCEPT -source +evpn-wireguard -p udp -dport 4789 # evpn: VXLAN
+
+"""
+
+
+@pytest.fixture(autouse=True)
+def version(monkeypatch, pve_version):
+    monkeypatch.setenv("PVESIM_VERSION", pve_version)
+    return pve_version
+
+
+@pytest.fixture
+def log(tmp_path):
+    return tmp_path / "pvesh.log"
+
+
+def _apply(loaders, **kwargs):
+    """state.apply evpn.firewall; {state id: state return}."""
+    return {s["__id__"]: s for s in loaders.modules.state.apply("evpn.firewall", **kwargs).raw.values()}
+
+
+def _changes(states):
+    return {state_id: state["changes"] for state_id, state in states.items()}
+
+
+def _rule_lines(cluster):
+    text = (cluster / "firewall" / "cluster.fw").read_text()
+    return text.split("[RULES]\n\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+def test_test_mode_writes_nothing_and_predicts_the_real_run(loaders, log):
+    predicted = _apply(loaders, test=True)
+    assert pvesh_writes(log) == []
+    assert all(s["result"] is None for s in predicted.values()), predicted
+    done = _apply(loaders)
+    assert all(s["result"] is True for s in done.values()), done
+    assert _changes(done) == _changes(predicted)
+
+
+def test_the_cluster_firewall_holds_exactly_ours(loaders, cluster):
+    _apply(loaders)
+    assert (cluster / "firewall" / "cluster.fw").read_text() == CLUSTER_FW
+
+
+def test_second_run_reads_each_list_once_and_writes_nothing(loaders, log):
+    _apply(loaders)
+    log.unlink()
+    again = _apply(loaders)
+    assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
+    paths = [c["path"] for c in pvesh_calls(log)]
+    assert pvesh_writes(log) == []
+    assert sorted(paths) == sorted(set(paths)), "a list was read twice"
+
+
+def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
+    pvesh("create", "/cluster/firewall/ipset", "--name", "office")
+    pvesh("create", "/cluster/firewall/ipset/office", "--cidr", "192.0.2.0/28")
+    pvesh("create", "/cluster/firewall/groups", "--group", "web")
+    pvesh("create", "/cluster/firewall/groups/web", "--type", "in", "--action", "ACCEPT", "--proto", "tcp",
+          "--dport", "443", "--enable", "1")
+    for comment, action in (("user: last", "DROP"), ("user: second", "ACCEPT"), ("user: first", "ACCEPT")):
+        pvesh("create", "/cluster/firewall/rules", "--type", "in", "--action", action, "--source", "+office",
+              "--enable", "1", "--comment", comment)
+    pvesh("create", "/cluster/firewall/rules", "--type", "group", "--action", "web", "--enable", "1")
+    states = _apply(loaders)
+    assert all(s["result"] is True for s in states.values()), states
+    assert _rule_lines(cluster) == [
+        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)",
+        "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)",
+        "GROUP evpn-wg -i wg0 # evpn-wg: federation traffic on the WireGuard interface",
+        "GROUP evpn-sdn # evpn-sdn: SDN subnets",
+        "GROUP web",
+        "IN ACCEPT -source +office # user: first",
+        "IN ACCEPT -source +office # user: second",
+        "IN DROP -source +office # user: last",
+    ]
+    text = (cluster / "firewall" / "cluster.fw").read_text()
+    assert "[group web]\n\nIN ACCEPT -p tcp -dport 443\n" in text and "[IPSET office]\n\n192.0.2.0/28\n" in text
+
+
+def test_a_rule_edited_or_moved_by_hand_is_put_back(loaders, cluster, log):
+    _apply(loaders)
+    pvesh("create", "/cluster/firewall/rules", "--type", "in", "--action", "DROP", "--enable", "1",
+          "--comment", "user: drop all")
+    pvesh("set", "/cluster/firewall/rules/2", "--dport", "51999")  # ours, now at 2
+    pvesh("set", "/cluster/firewall/rules/1", "--moveto", "5")  # management to the end
+    log.unlink()
+    states = _apply(loaders)
+    changes = states["evpn-firewall-rules"]["changes"]
+    assert changes["updated"] == [{
+        "old": "IN ACCEPT -p udp -dport 51999 # evpn-wireguard: WireGuard underlay (peers may move)",
+        "new": "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)"}]
+    assert changes["rules"]["old"][4].endswith("# evpn-management: management access (SSH, web UI)")
+    # One update and four moves: ours go back above the user's rule, which is not moved itself.
+    assert [w[0] for w in pvesh_writes(log)] == ["PUT"] * 5
+    assert _rule_lines(cluster)[0].endswith("# evpn-management: management access (SSH, web UI)")
+    assert _rule_lines(cluster)[4] == "IN DROP # user: drop all"
+    assert (cluster / "firewall" / "cluster.fw").read_text().replace("IN DROP # user: drop all\n", "") == CLUSTER_FW
+
+
+def test_a_group_is_put_back_in_order_with_one_move(loaders, log):
+    _apply(loaders)
+    pvesh("set", "/cluster/firewall/groups/evpn-sdn/0", "--moveto", "3")  # IN to the end
+    log.unlink()
+    states = _apply(loaders)
+    assert states["evpn-firewall-group-evpn-sdn"]["result"] is True
+    assert pvesh_writes(log) == [("PUT", "/cluster/firewall/groups/evpn-sdn/2")]
+
+
+def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
+    _apply(loaders)
+    log.unlink()
+    krk = {"network": "10.3.0.0/24", "nodes": {"pve-krk1": {"address": "10.3.0.1", "endpoint": "krk.example.net"}}}
+    states = _apply(loaders, pillar={"evpn": {"sites": {"krk": krk, "roz": {"firewall": {"management": []}}}}})
+    assert states["evpn-firewall-ipset-evpn-wireguard"]["changes"] == {"added": ["10.3.0.1"]}
+    assert states["evpn-firewall-rules"]["changes"]["rules"]["old"][0] == (
+        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)")
+    assert pvesh_writes(log).count(("DELETE", "/cluster/firewall/rules/0")) == 1
+    assert _rule_lines(cluster)[0].startswith("IN ACCEPT -p udp -dport 51820")
+
+
+def test_enabling_without_management_fails_before_any_write(loaders, log):
+    pillar = {"evpn": {"sites": {"roz": {"firewall": {"enable": True, "management": []}}}}}
+    states = loaders.modules.state.apply("evpn", pillar=pillar).raw
+    (state,) = states.values()
+    assert state["result"] is False
+    assert "evpn:sites:roz:firewall" in state["comment"] and "management" in state["comment"]
+    assert pvesh_calls(log) == []
+
+
+def test_the_switch_is_set_only_when_the_pillar_says_so(loaders, cluster, log):
+    _apply(loaders)
+    assert "[OPTIONS]" not in (cluster / "firewall" / "cluster.fw").read_text()
+    states = _apply(loaders, pillar={"evpn": {"sites": {"roz": {"firewall": {"enable": True}}}}})
+    assert states["evpn-firewall-options"]["changes"] == {"enable": {"old": None, "new": 1}}
+    assert (cluster / "firewall" / "cluster.fw").read_text().startswith("[OPTIONS]\n\nenable: 1\n")
+
+
+@pytest.mark.skipif(not PVE_API.is_dir(), reason=f"no PVE API schema at {PVE_API}")
+@pytest.mark.parametrize("pve_version", ["7.4"])
+def test_without_forward_rules_the_sdn_group_allows_in_only(loaders, cluster):
+    """PVE before 8.3 has no forward direction (the emulator's 7.4 API refuses it)."""
+    states = _apply(loaders)
+    assert all(s["result"] is True for s in states.values()), states
+    assert "has no forward firewall rules" in states["evpn-firewall-no-forward-rules"]["comment"]
+    text = (cluster / "firewall" / "cluster.fw").read_text()
+    assert "[group evpn-sdn] # evpn: traffic of the SDN subnets\n\nIN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host\n\n" in text
+    assert "FORWARD" not in text
