@@ -19,8 +19,9 @@ VERSION_METHOD = {"parameters": {"properties": {}}, "returns": {"type": "object"
 
 
 class Api:
-    def __init__(self, root, node, version="9.1"):
+    def __init__(self, root, node, version="9.1", facts=None):
         self.schema = Schema(version)
+        self.facts = facts  # the node's addresses and default route (pvesh reads them; tests may not)
         self.store = Store(root)
         self.node = node
         self.sdn = Sdn(self)
@@ -123,7 +124,7 @@ class Api:
         if handler is None:
             raise PveError(f"pvesim does not emulate {method} {template}")
         with self.store.locked():
-            self.store.join(self.node)
+            self.store.join(self.node, self.facts)
             inject_failure(self.store, method, path)
             return handler(params)
 

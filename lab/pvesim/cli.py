@@ -12,6 +12,7 @@ import sys
 import time
 
 from pvesim.api import Api
+from pvesim.render import node_facts
 from pvesim.errors import PveError
 from pvesim.schema import parse_boolean
 
@@ -233,7 +234,7 @@ def main(argv=None):
         root = os.environ.get("PVESIM_ROOT")
         if not root:
             raise PveError("pvesim: PVESIM_ROOT is not set (the folder that stands for this cluster's /etc/pve)")
-        api = Api(root, os.environ.get("PVESIM_NODE") or socket.gethostname(), cluster_version(root))
+        api = Api(root, os.environ.get("PVESIM_NODE") or socket.gethostname(), cluster_version(root), node_facts())
         if command == "ls":
             sys.stdout.write(list_children(api, path))
             return 0

@@ -10,6 +10,7 @@ import random
 import time
 import uuid
 
+from pvesim import render
 from pvesim.errors import MODIFIED, PveError
 from pvesim.schema import split_list
 from pvesim.store import digest, parse_section_config, write_section_config
@@ -494,8 +495,28 @@ class Sdn:
         node = self.api.node
         upid = "UPID:{}:{:08X}:{:08X}:{:08X}:reloadnetworkall::root@pam:".format(
             node, os.getpid(), int(time.monotonic() * 100) & 0xFFFFFFFF, int(time.time()))
-        log = [f"{n}: reloading network config" for n in self.store.nodes()] + ["TASK OK"]
-        return upid, log
+        log = []
+        for member in self.store.nodes():
+            log.append(f"{member}: reloading network config")
+            log += self._render(member)
+        return upid, log + ["TASK OK"]
+
+    def _render(self, node):
+        """What pve-network would write on ``node``: nodes/<node>/etc/network/interfaces.d/sdn
+        and nodes/<node>/etc/frr/frr.conf under PVESIM_ROOT. Returns warnings for the task log."""
+        config = self.running()
+        if not render.evpn_zones(config, node):
+            return []
+        facts = self.store.read_json(f"nodes/{node}/network.json", {"addresses": [], "outgoing": None})
+        local_ip = render.local_address(config, set(facts["addresses"]))
+        if local_ip is None:
+            return [f"{node}: none of its addresses is a peer of the EVPN controller, nothing rendered"]
+        outgoing = tuple(facts["outgoing"]) if facts["outgoing"] else None
+        self.store.write_text(f"nodes/{node}/etc/network/interfaces.d/sdn",
+                              render.sdn_interfaces(config, node, local_ip, outgoing))
+        self.store.write_text(f"nodes/{node}/etc/frr/frr.conf",
+                              render.frr_config(config, node, local_ip, self.api.schema.version))
+        return []
 
 
 def _uuid7():

@@ -66,8 +66,12 @@ class Store:
         folder = self.path("nodes")
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
-    def join(self, node):
+    def join(self, node, facts=None):
+        """A node takes part in the cluster; ``facts`` (its addresses and default route, what
+        the SDN apply renders with) are kept up to date in nodes/<node>/network.json."""
         self.path(f"nodes/{node}").mkdir(parents=True, exist_ok=True)
+        if facts is not None and self.read_json(f"nodes/{node}/network.json", None) != facts:
+            self.write_json(f"nodes/{node}/network.json", facts)
 
 
 def digest(text):

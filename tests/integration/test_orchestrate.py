@@ -55,6 +55,13 @@ def test_one_orchestration_converges_the_federation(federation_lab):
         writes = pvesh_writes(log)
         assert ("POST", f"/cluster/sdn/vnets/{vnet}/subnets") in writes and ("PUT", "/cluster/sdn") in writes
         assert writes[-1] == ("POST", "/cluster/firewall/rules"), "the firewall's rules come last"
+    # The apply rendered what PVE would run on the node, from the node's own address (wg0).
+    rendered = federation_lab["clusters"] / "roz" / "nodes" / "pve-roz1" / "etc"
+    frr = (rendered / "frr" / "frr.conf").read_text()
+    assert " bgp router-id 10.1.0.1\n" in frr and " neighbor 10.2.0.1 peer-group VTEP\n" in frr
+    interfaces = (rendered / "network" / "interfaces.d" / "sdn").read_text()
+    assert "\tvxlan-local-tunnelip 10.1.0.1\n" in interfaces and "\tmtu 1370\n" in interfaces
+    assert "-s '10.1.1.0/24' -o pub0 -j SNAT --to-source 203.0.113.11" in interfaces
 
 
 def test_a_following_highstate_changes_nothing(federation_lab):
