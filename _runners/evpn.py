@@ -9,9 +9,11 @@ CLI Example:
 
 .. code-block:: bash
 
+    salt-run evpn.status
     salt-run evpn.endpoint_changed pve-wro1
 """
 
+import json
 import logging
 import os
 import pathlib
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PENDING = "evpn-endpoint-refresh.pending"  # in the master's cachedir while a refresh gathers
 STALE_AFTER = 60  # seconds: a marker this old was left by a master that stopped mid-burst
+HANDSHAKE_FRESH = 180  # seconds: WireGuard drops a session not renewed within this
+BGP_SUMMARY = "vtysh -c 'show bgp l2vpn evpn summary json'"
 
 
 def _model():
@@ -103,3 +107,104 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
         jid = client.cmd_async(members, "wireguard.refresh_endpoints", arg=[interface], tgt_type="list")
     log.info("evpn/endpoint/changed from %s: refreshing %s (job %s)", sender, ", ".join(members), jid)
     return {"sender": sender, "refreshed": members, "jid": jid, "comment": "refresh sent to every node"}
+
+
+def _federation():
+    """The evpn pillar as the master last rendered it for a minion, and the model."""
+    model = _model()
+    for pillar in __salt__["cache.pillar"]("*").values():  # pylint: disable=undefined-variable
+        if (pillar or {}).get("evpn"):
+            return pillar["evpn"], model
+    raise CommandExecutionError("no minion has an evpn pillar in the master's cache")
+
+
+def _wireguard_cell(show, peers, now):
+    if not show:
+        return "no interface", True
+    names = {p["public_key"]: p["name"] for p in peers}
+    cells, problem = [], False
+    for key, peer in sorted(show["peers"].items(), key=lambda item: names.get(item[0], item[0])):
+        age = now - peer["latest_handshake"] if peer["latest_handshake"] else None
+        stale = age is None or age > HANDSHAKE_FRESH
+        problem |= stale
+        cells.append(f"{names.get(key, key[:8])} {'never' if age is None else f'{age:.0f}s'}{' !' if stale else ''}")
+    return ", ".join(cells) or "no peers", problem or not cells
+
+
+def _bgp_cell(output):
+    try:
+        peers = json.loads(output or "{}").get("peers", {})
+    except ValueError:
+        return "FRR not answering", True
+    if not peers:
+        return "no sessions", True
+    cells = [f"{address} {peer.get('state')} {peer.get('pfxRcd', 0)} routes" for address, peer in sorted(peers.items())]
+    return ", ".join(cells), any(peer.get("state") != "Established" for peer in peers.values())
+
+
+def status():
+    """
+    The federation at a glance, one row per node: WireGuard peers with the age of their last
+    handshake, BGP l2vpn evpn sessions with their state and the EVPN routes received, and
+    whether SDN changes wait to be applied on the site's leader. Problems are marked ``!``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run evpn.status
+    """
+    federation, model = _federation()
+    members = model["evpn.members"](federation=federation)
+    interface = model["evpn.config"](federation=federation)["wireguard"]["interface"]
+    with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
+        answers = client.cmd(
+            members, ["wireguard.show", "wireguard.configured_peers", "cmd.run", "pvesdn.pending"],
+            [[interface], [interface], [BGP_SUMMARY], []], tgt_type="list", timeout=15)
+    now = time.time()
+    rows = [("node", "site", "WireGuard peers (last handshake)", "BGP l2vpn evpn", "SDN")]
+    problems = 0
+    for member in members:
+        node = model["evpn.node"](member, federation=federation)
+        answer = answers.get(member)
+        if not isinstance(answer, dict):  # no answer, or Salt's message instead of one
+            rows.append((member, node["site"], "no answer !", "", ""))
+            problems += 1
+            continue
+        wireguard, wg_problem = _wireguard_cell(answer["wireguard.show"], answer["wireguard.configured_peers"], now)
+        bgp, bgp_problem = _bgp_cell(answer["cmd.run"])
+        pending = answer["pvesdn.pending"] if node["is_sdn_leader"] else None
+        sdn = "-" if pending is None else ("pending !" if pending is True else "applied" if pending is False else "?")
+        problems += wg_problem + bgp_problem + (pending is True)
+        rows.append((member, node["site"], wireguard, bgp + (" !" if bgp_problem else ""), sdn))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.append(f"{problems} problem(s)" if problems else "no problems")
+    return "\n".join(lines)
+
+
+def plan():
+    """
+    What a converge would change, federation-wide, touching nothing: ``state.apply evpn``
+    in test mode on every node, and for each node the states that would change and how.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run evpn.plan
+    """
+    federation, model = _federation()
+    members = model["evpn.members"](federation=federation)
+    with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
+        answers = client.cmd(members, "state.apply", ["evpn"], kwarg={"test": True}, tgt_type="list", timeout=120)
+    result = {}
+    for member in members:
+        states = answers.get(member)
+        if not isinstance(states, dict):
+            result[member] = {"error": states or "no answer"}
+            continue
+        result[member] = {
+            state["__id__"]: {"changes": state["changes"], "comment": state["comment"]}
+            for state in states.values() if state.get("changes") or state.get("result") is False}
+    return result

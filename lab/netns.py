@@ -15,6 +15,8 @@ namespaces, nothing appears in the host's network namespace, nothing is routed o
 time), then unmounts and deletes every namespace it made. It runs even when a test fails.
 """
 
+import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -24,7 +26,7 @@ import time
 
 INTERNET_ADDRESSES = ("203.0.113.1/24", "198.51.100.1/24")
 DNS_SERVER = "203.0.113.1"  # the internet namespace: the lab's DNS server, when it runs one
-NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d", "/etc/frr")  # seeded from the host's
+NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d", "/etc/frr", "/etc/network")  # seeded from the host's
 
 
 def _run(*argv, check=True, **kwargs):
@@ -32,12 +34,19 @@ def _run(*argv, check=True, **kwargs):
 
 
 def _start_time(pid):
-    """A process's start time in clock ticks: a PID is only ours while this still matches."""
+    """A live process's start time in clock ticks (a PID is only ours while this still
+    matches); None once it is gone or a zombie waiting to be reaped."""
     try:
         stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def alive(pid, start):
+    """Whether the process recorded as (``pid``, ``start``) still runs."""
+    return start is not None and _start_time(pid) == start
 
 
 class Lab:
@@ -73,6 +82,7 @@ class Lab:
         namespace = f"{self.prefix}{name}"
         _run("ip", "netns", "add", namespace)
         self.namespaces.append(namespace)
+        self.save()
         _run("ip", "-n", namespace, "link", "set", "lo", "up")
         return namespace
 
@@ -89,6 +99,7 @@ class Lab:
         node = Node(self, name, namespace)
         node.setup()
         self.nodes[name] = node
+        self.save()
         return node
 
     def start_dns(self, records):
@@ -106,6 +117,7 @@ class Lab:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         self.record(process.pid, "dnsmasq")
         self.dns_pid = process.pid
+        self.save()
         for _ in range(100):
             if _run("ip", "netns", "exec", self.internet, "ss", "-lun", "sport = :53", check=False).stdout.count("\n") > 1:
                 return
@@ -115,6 +127,10 @@ class Lab:
     def _write_dns(self, records):
         self.dns_records.write_text("".join(f"{address} {name}\n" for name, address in sorted(records.items())))
 
+    def dns(self):
+        """The DNS records: {name: address}."""
+        return dict(line.split()[::-1] for line in self.dns_records.read_text().splitlines())
+
     def set_dns(self, records):
         """Replace the DNS records; dnsmasq re-reads them at once (SIGHUP)."""
         self._write_dns(records)
@@ -122,21 +138,58 @@ class Lab:
 
     def record(self, pid, label):
         self.processes.append((pid, _start_time(pid), label))
+        self.save()
+
+    def vm(self, node, name, bridge, address, gateway, mtu):
+        """A "VM": a namespace whose eth0 (``address``, a CIDR) is a port of ``bridge`` in
+        ``node``, with its default route through ``gateway``."""
+        namespace = self._namespace(name)
+        port = f"vm{len([n for n in self.namespaces if n.startswith(self.prefix + 'vm')])}"
+        _run("ip", "-n", namespace, "link", "add", "eth0", "mtu", str(mtu), "type", "veth", "peer", "name", port,
+             "netns", node.namespace)
+        _run("ip", "-n", node.namespace, "link", "set", port, "mtu", str(mtu), "master", bridge, "up")
+        _run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
+        _run("ip", "-n", namespace, "link", "set", "eth0", "up")
+        _run("ip", "-n", namespace, "route", "add", "default", "via", gateway)
+        self.save()
+        return namespace
+
+    def save(self):
+        """What ``load`` needs to tear the lab down from another process (make lab-down)."""
+        state = {"prefix": self.prefix, "namespaces": self.namespaces, "processes": self.processes,
+                 "nodes": {name: node.namespace for name, node in self.nodes.items()},
+                 "dns_records": str(self.dns_records) if self.dns_records else None, "dns_pid": self.dns_pid}
+        if self.state.is_dir():
+            (self.state / "lab.json").write_text(json.dumps(state))
+
+    @classmethod
+    def load(cls, state_dir):
+        """The lab recorded in ``state_dir``, to inspect, change or close."""
+        state = json.loads((pathlib.Path(state_dir) / "lab.json").read_text())
+        lab = cls(state_dir, state["prefix"])
+        lab.namespaces = state["namespaces"]
+        lab.processes = [tuple(process) for process in state["processes"]]
+        lab.internet = f"{lab.prefix}inet"
+        lab.nodes = {name: Node(lab, name, namespace) for name, namespace in state["nodes"].items()}
+        lab.dns_records = pathlib.Path(state["dns_records"]) if state["dns_records"] else None
+        lab.dns_pid = state["dns_pid"]
+        return lab
 
     def close(self):
         """Kill our processes (SIGTERM, then SIGKILL), unmount, delete our namespaces."""
-        ours = [(pid, start) for pid, start, _ in self.processes if start and _start_time(pid) == start]
+        ours = [(pid, start) for pid, start, _ in self.processes if alive(pid, start)]
         for pid, _ in ours:
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_start_time(pid) == start for pid, start in ours):
+        while time.monotonic() < deadline and any(alive(pid, start) for pid, start in ours):
             time.sleep(0.05)
         for pid, start in ours:
-            if _start_time(pid) == start:
+            if alive(pid, start):
                 os.kill(pid, signal.SIGKILL)
         for namespace in self.namespaces:  # a process left inside our namespaces is ours too
             for pid in _run("ip", "netns", "pids", namespace, check=False).stdout.split():
-                os.kill(int(pid), signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+                    os.kill(int(pid), signal.SIGKILL)
         for node in self.nodes.values():
             for path in (node.mount_ns, node.uts_ns):
                 _run("umount", str(path), check=False)
@@ -184,7 +237,7 @@ class Node:
             "umount -l /sys", "mount -t sysfs sysfs /sys",
             f"mount -t tmpfs -o mode=755,size=64m tmpfs-{self.name} /run",
             f"mount -t tmpfs -o mode=1777,size=64m tmpfs-{self.name} /var/tmp",
-            "mkdir -p /run/wireguard /run/salt", *binds,
+            "mkdir -p /run/wireguard /run/salt /run/network", *binds,
         ])
         _run("nsenter", f"--net=/run/netns/{self.namespace}", "unshare", f"--mount={self.mount_ns}",
              f"--uts={self.uts_ns}", "--propagation", "private", "sh", "-c", script)

@@ -41,11 +41,11 @@ class SaltMaster:
                              f"--timeout={timeout}", *args, check=False)
         return json.loads(proc.stdout or "{}")
 
-    def run(self, *args, timeout=600):
-        """``salt-run`` on this master; its JSON output."""
-        proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), "--out=json", *args,
+    def run(self, *args, timeout=600, out="json"):
+        """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``."""
+        proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args,
                              check=False, timeout=timeout)
-        return json.loads(proc.stdout or "{}")
+        return json.loads(proc.stdout or "{}") if out == "json" else proc.stdout
 
     def wait_for(self, minion_ids, timeout=120):
         """Until every minion answers test.ping (minion authentication takes 10-20 s here)."""
@@ -65,6 +65,9 @@ def start_minion(node, minion_id, master_address, state_dir, environ=None):
     config = {
         "id": minion_id, "master": master_address, "root_dir": str(config_dir), "user": "root",
         "acceptance_wait_time": 2, "log_file": str(config_dir / "minion.log"), "log_level_logfile": "info",
+        # A node whose public address moves loses its connection to the master without a word:
+        # notice it in seconds, not after the default five minutes.
+        "tcp_keepalive_idle": 5, "tcp_keepalive_cnt": 2, "tcp_keepalive_intvl": 2,
     }
     (config_dir / "minion").write_text(yaml.safe_dump(config))
     node.spawn(str(SALT_BIN / "salt-minion"), "-c", str(config_dir), "-l", "quiet",

@@ -4,7 +4,8 @@ Shared fixtures of every tier.
 - unit (tests/unit): the modules imported directly, pure functions.
 - functional (tests/functional): Salt loaders and ``salt-call`` masterless, no daemons.
 - integration (tests/integration): a salt-master started from the project's own ``etc/master``
-  and one salt-minion per node of the example pillar. Later tiers add minions with
+  and one salt-minion per node of the example pillar.
+- lab (tests/lab): ``make lab`` end to end. Later tiers add minions with
   ``salt_master.salt_minion_daemon(...)`` and pillar with ``salt_master.pillar_tree``.
 """
 
@@ -41,8 +42,9 @@ def host_left_alone():
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "integration" in item.path.relative_to(REPO / "tests").parts[:1]:
-            item.add_marker(pytest.mark.integration)
+        tier = item.path.relative_to(REPO / "tests").parts[0]
+        if tier in ("integration", "lab"):
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(params=PVE_VERSIONS)
