@@ -126,9 +126,8 @@ def announce_vms(lab, sites, timeout=30):
     return False
 
 
-def vm_ping(lab, source, target, size=56, dont_fragment=False):
-    args = ["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c", "3", "-i", "0.3", "-W", "2", "-s", str(size)]
-    args += ["-M", "do"] * dont_fragment
+def vm_ping(source, target):
+    args = ["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c", "3", "-i", "0.3", "-W", "2"]
     return subprocess.run([*args, SITES[target]["vm"][1].split("/")[0]], capture_output=True, text=True,
                           check=False)
 
@@ -159,7 +158,7 @@ def prove(lab, sites, started, **times):
     established = wait_for_bgp(lab, sites) and announce_vms(lab, sites)
     print(status_table(lab, sites))
     for source, target in zip(sites, sites[1:] + sites[:1]):
-        proc = vm_ping(lab, source, target)
+        proc = vm_ping(source, target)
         summary = [line for line in proc.stdout.splitlines() if "transmitted" in line]
         step(f"ping vm-{source} -> vm-{target} ({SITES[target]['vm'][1]}): "
              f"{summary[0] if summary else proc.stderr.strip()}")
