@@ -1,6 +1,6 @@
 """
 pvesh calls and wall time of an SDN converge (DESIGN.md section 5): a site with 20 vnets, its
-leader's `state.apply evpn` run masterless from the checkout, the emulator as pvesh with
+leader's `state.apply evpn.sdn` run masterless from the checkout, the emulator as pvesh with
 PVESIM_DELAY=1 (real pvesh takes about a second to start). First converge, then a no-op converge,
 then the naive way: one `pvesh get` per object, in the same cluster.
 """
@@ -37,7 +37,7 @@ def counts(log):
 
 def converge(node, pillar_root, cachedir):
     start = time.monotonic()
-    proc = salt_call("--id", node, f"--pillar-root={pillar_root}", "state.apply", "evpn", cachedir=cachedir)
+    proc = salt_call("--id", node, f"--pillar-root={pillar_root}", "state.apply", "evpn.sdn", cachedir=cachedir)
     seconds = time.monotonic() - start
     states = json.loads(proc.stdout)["local"]
     failed = [s["comment"] for s in states.values() if s["result"] is False]
