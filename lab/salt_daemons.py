@@ -7,6 +7,7 @@ root_dir, so ``state_dir`` must be a short path (AF_UNIX paths hold 107 characte
 
 import json
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -41,10 +42,17 @@ class SaltMaster:
                              f"--timeout={timeout}", *args, check=False)
         return json.loads(proc.stdout or "{}")
 
-    def run(self, *args, timeout=600, out="json"):
-        """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``."""
-        proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args,
-                             check=False, timeout=timeout)
+    def run(self, *args, timeout=300, out="json"):
+        """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``.
+        Past ``timeout`` it fails with the end of every Salt log of the lab, to say what hung."""
+        try:
+            proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args,
+                                 check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            logs = sorted(self.config_dir.parent.glob("salt-*/*.log"))
+            tails = "".join(f"\n--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                            for log in logs)
+            raise RuntimeError(f"salt-run {' '.join(args)} did not finish within {timeout} s{tails}") from None
         return json.loads(proc.stdout or "{}") if out == "json" else proc.stdout
 
     def wait_for(self, minion_ids, timeout=120):
