@@ -16,7 +16,9 @@ import time
 
 import pytest
 from netns import Lab, alive
+from salt_daemons import SaltMaster
 from support.federation import REPO
+from support.pve import pvesh_writes
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "vtysh", "dnsmasq", "ifreload")),
@@ -67,6 +69,17 @@ def test_the_zone_mtu_holds(lab):
     assert vm_ping("roz", "10.2.1.10", "-M", "do", "-s", "1342").returncode == 0  # 1370 bytes
     too_big = vm_ping("roz", "10.2.1.10", "-M", "do", "-s", "1343")
     assert too_big.returncode != 0 and "mtu=1370" in too_big.stdout + too_big.stderr
+
+
+def test_the_plan_after_a_converge_touches_nothing(lab):
+    master = SaltMaster(lab["lab"].nodes["pve-roz1"], "203.0.113.11", STATE, pillar_root=STATE / "pillar")
+    logs = [STATE / "clusters" / site / "pvesh.log" for site in ("roz", "wro")]
+    writes_before = [pvesh_writes(log) for log in logs]
+    plan = master.run("evpn.plan")
+    assert set(plan) == {"pve-roz1", "pve-wro1"}
+    # Only the interfaces the SDN made since the converge: their rp_filter joins the sysctl file.
+    assert all(set(changes) <= {"evpn-sysctl"} for changes in plan.values()), plan
+    assert [pvesh_writes(log) for log in logs] == writes_before
 
 
 def test_a_third_site_by_one_pillar_file_and_one_command(lab):
