@@ -29,7 +29,6 @@ Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
         - enabled: False    # off (beacons.disable does not reach beacons from pillar)
 """
 
-import concurrent.futures
 import json
 import logging
 import os
@@ -67,9 +66,10 @@ def _addresses(name):
 
 
 def _resolve(names):
-    """Every name at once: one slow name costs one resolver timeout, not one per name."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(len(names), 16) or 1) as pool:
-        return dict(zip(names, pool.map(_addresses, names)))
+    """Every name, one after the other, in this thread. Not in a thread pool: the minion forks
+    its jobs from this process, and a fork while another thread is inside the resolver leaves
+    the job with the resolver's lock held for ever (seen: a state job that never returned)."""
+    return {name: _addresses(name) for name in names}
 
 
 def _answers_path():
