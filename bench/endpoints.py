@@ -21,12 +21,11 @@ sys.path[:0] = [str(REPO / "lab")]
 
 import yaml  # noqa: E402
 from federation_lab import lab_federation  # noqa: E402
+from sites import KRK  # noqa: E402
 
 NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
          "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
          "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1")}
-KRK = {"evpn": {"sites": {"krk": {"network": "10.3.0.0/24",
-                                  "nodes": {"pve-krk1": {"address": "10.3.0.1", "endpoint": "krk.example.net"}}}}}}
 MOVING, NAME = "pve-wro1", "wro.dyndns.example.org"
 ADDRESSES = [("198.51.100.12", "198.51.100.1"), ("203.0.113.12", "203.0.113.1")]
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
+from sites import KRK
 from support.federation import REPO
 
 pytestmark = pytest.mark.skipif(
@@ -27,8 +28,6 @@ TAG = "evpn/endpoint/changed"
 NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
          "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
          "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1")}
-KRK = {"evpn": {"sites": {"krk": {"network": "10.3.0.0/24",
-                                  "nodes": {"pve-krk1": {"address": "10.3.0.1", "endpoint": "krk.example.net"}}}}}}
 
 
 @pytest.fixture(scope="module")

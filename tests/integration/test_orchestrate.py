@@ -9,7 +9,6 @@ logs or event bus, nor any pillar. (FRR's service state cannot act here: systemd
 in a lab node, so Salt's service module runs "offline"; the lab starts FRR itself.)
 """
 
-import json
 import os
 import shutil
 

@@ -10,13 +10,9 @@ import shutil
 
 import pytest
 import yaml
+from sites import KRK
 from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
-KRK = {"evpn": {"sites": {"krk": {
-    "network": "10.3.0.0/24",
-    "nodes": {"pve-krk1": {"address": "10.3.0.1", "endpoint": "krk.example.net"}},
-    "vnets": {"krk1": {"tag": 13001, "subnets": {"10.3.1.0/24": {"gateway": "10.3.1.1", "snat": True}}}},
-}}}}
 
 
 def _apply(salt_cli, minion_ids):
