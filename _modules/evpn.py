@@ -237,6 +237,7 @@ VNET_SCHEMA = {
     "subnets": MapOf(_sdn_subnet, SUBNET_SCHEMA),
 }
 
+
 def _pve_node_name(value):
     return _string_matching(PVE_NODE_NAME, "a PVE node name is a host name label", 63)(value)
 
@@ -278,9 +279,7 @@ SCHEMA = {
         "exitnodes_local_routing": Key(_boolean, False),
     },
     "wireguard": {
-        "interface": Key(
-            _string_matching(INTERFACE_NAME, "an interface name of 2-15 characters"), "wg0"
-        ),
+        "interface": Key(_string_matching(INTERFACE_NAME, "an interface name of 2-15 characters"), "wg0"),
         "port": Key(_integer(1, 65535), 51820),
         "mtu": Key(_integer(1280, 9000), 1420),
         "keepalive": Key(_integer(0, 65535), 25),
@@ -466,9 +465,7 @@ def _check_nodes(config, site_networks, report):
         for node_id, node_conf in site["nodes"].items():
             node_path = site_path + ("nodes", node_id)
             if node_id in owner_of_minion:
-                report.error(
-                    node_path, f"minion id is already a node of site {owner_of_minion[node_id]!r}"
-                )
+                report.error(node_path, f"minion id is already a node of site {owner_of_minion[node_id]!r}")
             owner_of_minion.setdefault(node_id, site_name)
 
             pve_node = node_conf["pve_node"]
@@ -484,8 +481,7 @@ def _check_nodes(config, site_networks, report):
                 if endpoint in owner_of_endpoint:
                     report.error(
                         node_path + ("endpoint",),
-                        f"{node_conf['endpoint']!r} is already the endpoint of "
-                        f"{':'.join(owner_of_endpoint[endpoint])}",
+                        f"{node_conf['endpoint']!r} is already the endpoint of {':'.join(owner_of_endpoint[endpoint])}",
                     )
                 owner_of_endpoint.setdefault(endpoint, node_path)
 
@@ -501,18 +497,12 @@ def _check_nodes(config, site_networks, report):
                 continue
             owner_of_address[address] = node_path
             underlay.append((ipaddress.ip_network(address), address_path))
-            elsewhere = [
-                name for net, name, _ in site_networks if name != site_name and _contains(net, address)
-            ]
+            elsewhere = [name for net, name, _ in site_networks if name != site_name and _contains(net, address)]
             if own_network:
                 if not _contains(own_network, address):
-                    report.error(
-                        address_path, f"{address} is outside this site's network {own_network}"
-                    )
+                    report.error(address_path, f"{address} is outside this site's network {own_network}")
             elif elsewhere:
-                report.error(
-                    address_path, f"{address} lies in the network of site {elsewhere[0]!r}"
-                )
+                report.error(address_path, f"{address} lies in the network of site {elsewhere[0]!r}")
 
         _check_site_roles(site, site_path, report)
         _check_firewall(site, site_path, report)
@@ -527,9 +517,7 @@ def _check_vnets(config, report):
     overlay = []
     for vnet_id, vnet, vnet_path in _all_vnets(config):
         if vnet_id in owner_of_vnet:
-            report.error(
-                vnet_path, f"vnet id is already used at {':'.join(owner_of_vnet[vnet_id])}"
-            )
+            report.error(vnet_path, f"vnet id is already used at {':'.join(owner_of_vnet[vnet_id])}")
         owner_of_vnet.setdefault(vnet_id, vnet_path)
         tag = vnet.get("tag")
         if tag is not None:
@@ -562,14 +550,10 @@ def _check_site_roles(site, site_path, report):
     exit_nodes = site.get("exit_nodes") or []
     for i, exit_node in enumerate(exit_nodes):
         if exit_node not in nodes:
-            report.error(
-                site_path + ("exit_nodes", str(i)), f"{exit_node!r} is not a node of this site"
-            )
+            report.error(site_path + ("exit_nodes", str(i)), f"{exit_node!r} is not a node of this site")
     primary = site.get("primary_exit_node")
     if primary is not None and primary not in exit_nodes:
-        report.error(
-            site_path + ("primary_exit_node",), f"{primary!r} is not one of this site's exit nodes"
-        )
+        report.error(site_path + ("primary_exit_node",), f"{primary!r} is not one of this site's exit nodes")
 
 
 def _check_firewall(site, site_path, report):
@@ -586,9 +570,14 @@ def _check_gateway(gateway, network, subnet_path, report):
     path = subnet_path + ("gateway",)
     if not _contains(network, gateway):
         report.error(path, f"{gateway} is outside its subnet {network}")
-    elif network.version == 4 and network.prefixlen < 31 and gateway in (
-        network.network_address,
-        network.broadcast_address,
+    elif (
+        network.version == 4
+        and network.prefixlen < 31
+        and gateway
+        in (
+            network.network_address,
+            network.broadcast_address,
+        )
     ):
         report.error(path, f"{gateway} is the network or broadcast address of {network}")
 
@@ -598,25 +587,20 @@ def _report_overlaps(entries, report, involving=None):
     Report every (network, path, kind) entry that overlaps an entry earlier in the pillar,
     at the later one's path; with ``involving``, only pairs where one side is of that kind.
     """
-    ordered = sorted(
-        enumerate(entries), key=lambda e: (e[1][0].version, e[1][0].network_address, e[0])
-    )
+    ordered = sorted(enumerate(entries), key=lambda e: (e[1][0].version, e[1][0].network_address, e[0]))
     reaching = []  # entries that may still cover the next start address
     for index, entry in ordered:
         network = entry[0]
         reaching = [
             (i, other)
             for i, other in reaching
-            if other[0].version == network.version
-            and other[0].broadcast_address >= network.network_address
+            if other[0].version == network.version and other[0].broadcast_address >= network.network_address
         ]
         for other_index, other in reaching:
             if involving and involving not in (entry[2], other[2]):
                 continue
             (later, earlier) = (entry, other) if index > other_index else (other, entry)
-            report.error(
-                later[1], f"{later[0]} overlaps {earlier[0]} at {':'.join(earlier[1])}"
-            )
+            report.error(later[1], f"{later[0]} overlaps {earlier[0]} at {':'.join(earlier[1])}")
         reaching.append((index, entry))
 
 
@@ -646,10 +630,7 @@ def _pillar(federation):
 def _valid_config(federation):
     config, report = _check(_pillar(federation))
     if report.errors:
-        raise SaltInvocationError(
-            "the evpn pillar is invalid, nothing was changed:\n  "
-            + "\n  ".join(report.errors)
-        )
+        raise SaltInvocationError("the evpn pillar is invalid, nothing was changed:\n  " + "\n  ".join(report.errors))
     return config
 
 
@@ -721,9 +702,7 @@ def _find_node(config_, minion_id):
     for site_name, site in config_["sites"].items():
         if minion_id in site["nodes"]:
             return site_name, site, site["nodes"][minion_id]
-    raise SaltInvocationError(
-        f"minion_id: {minion_id!r} is not a node of the federation (evpn:sites:*:nodes)"
-    )
+    raise SaltInvocationError(f"minion_id: {minion_id!r} is not a node of the federation (evpn:sites:*:nodes)")
 
 
 def _endpoint_view(node_conf, port):
@@ -852,8 +831,7 @@ def _site(config_, site_name):
         site_name, _, _ = _find_node(config_, _this_minion(None))
     if site_name not in config_["sites"]:
         raise SaltInvocationError(
-            f"site: {site_name!r} is not a site of the federation "
-            f"(known: {', '.join(config_['sites'])})"
+            f"site: {site_name!r} is not a site of the federation (known: {', '.join(config_['sites'])})"
         )
     return site_name, config_["sites"][site_name]
 
@@ -978,9 +956,7 @@ def firewall(site=None, federation=None):
     _, site_conf = _site(config_, site)
     wireguard = config_["wireguard"]
     management = site_conf["firewall"]["management"]
-    sdn_subnets = [
-        cidr for _, vnet, _ in _all_vnets(config_) for cidr in vnet["subnets"]
-    ]
+    sdn_subnets = [cidr for _, vnet, _ in _all_vnets(config_) for cidr in vnet["subnets"]]
 
     ipsets = {
         IPSET_WIREGUARD: {
@@ -996,10 +972,15 @@ def firewall(site=None, federation=None):
         GROUP_WIREGUARD: {
             "comment": "evpn: overlay control and data plane between federation nodes",
             "rules": [
-                _rule("in", "ACCEPT", "evpn: BGP EVPN sessions", proto="tcp",
-                      dport=str(BGP_PORT), source=f"+{IPSET_WIREGUARD}"),
-                _rule("in", "ACCEPT", "evpn: VXLAN", proto="udp",
-                      dport=str(VXLAN_PORT), source=f"+{IPSET_WIREGUARD}"),
+                _rule(
+                    "in",
+                    "ACCEPT",
+                    "evpn: BGP EVPN sessions",
+                    proto="tcp",
+                    dport=str(BGP_PORT),
+                    source=f"+{IPSET_WIREGUARD}",
+                ),
+                _rule("in", "ACCEPT", "evpn: VXLAN", proto="udp", dport=str(VXLAN_PORT), source=f"+{IPSET_WIREGUARD}"),
             ],
         },
         GROUP_SDN: {
@@ -1017,14 +998,33 @@ def firewall(site=None, federation=None):
             "comment": "evpn: networks that manage this cluster",
             "cidrs": sorted(_ipset_entry(c) for c in management),
         }
-        rules.append(_named_rule(
-            RULE_MANAGEMENT, "in", "ACCEPT", "management access (SSH, web UI)", proto="tcp",
-            dport=MANAGEMENT_PORTS, source=f"+{IPSET_MANAGEMENT}"))
+        rules.append(
+            _named_rule(
+                RULE_MANAGEMENT,
+                "in",
+                "ACCEPT",
+                "management access (SSH, web UI)",
+                proto="tcp",
+                dport=MANAGEMENT_PORTS,
+                source=f"+{IPSET_MANAGEMENT}",
+            )
+        )
     rules += [
-        _named_rule(RULE_WIREGUARD, "in", "ACCEPT", "WireGuard underlay (peers may move)", proto="udp",
-                    dport=str(wireguard["port"])),
-        _named_rule(RULE_GROUP_WIREGUARD, "group", GROUP_WIREGUARD, "federation traffic on the WireGuard interface",
-                    iface=wireguard["interface"]),
+        _named_rule(
+            RULE_WIREGUARD,
+            "in",
+            "ACCEPT",
+            "WireGuard underlay (peers may move)",
+            proto="udp",
+            dport=str(wireguard["port"]),
+        ),
+        _named_rule(
+            RULE_GROUP_WIREGUARD,
+            "group",
+            GROUP_WIREGUARD,
+            "federation traffic on the WireGuard interface",
+            iface=wireguard["interface"],
+        ),
         _named_rule(RULE_GROUP_SDN, "group", GROUP_SDN, "SDN subnets"),
     ]
     options = {}

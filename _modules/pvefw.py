@@ -114,8 +114,10 @@ def rules(scope="cluster"):
         salt-call pvefw.rules group:evpn-wg
     """
     items = _get(_rules_path(scope)) or []
-    return {"digest": items[0]["digest"] if items else None,
-            "rules": [{k: v for k, v in item.items() if k not in READ_ONLY} for item in items]}
+    return {
+        "digest": items[0]["digest"] if items else None,
+        "rules": [{k: v for k, v in item.items() if k not in READ_ONLY} for item in items],
+    }
 
 
 def insert_rule(scope, rule):
@@ -219,8 +221,10 @@ def ipset(name):
 
         salt-call pvefw.ipset evpn-wireguard
     """
-    return {item["cidr"]: {k: v for k, v in item.items() if k not in READ_ONLY | {"cidr"}}
-            for item in _get(f"/cluster/firewall/ipset/{name}") or []}
+    return {
+        item["cidr"]: {k: v for k, v in item.items() if k not in READ_ONLY | {"cidr"}}
+        for item in _get(f"/cluster/firewall/ipset/{name}") or []
+    }
 
 
 def add_ipset_entry(name, cidr, comment=None):

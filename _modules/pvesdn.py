@@ -95,9 +95,7 @@ def read(collection, vnet=None):
     if path not in reads:
         items = json.loads(_pvesh("get", path, {"pending": 1}) or "[]")
         key = ID_KEYS[collection]
-        reads[path] = {
-            item[key]: {"config": _configured(item), "pending": "state" in item} for item in items
-        }
+        reads[path] = {item[key]: {"config": _configured(item), "pending": "state" in item} for item in items}
     return reads[path]
 
 
@@ -128,8 +126,12 @@ def supports_lock():
     """
     context = _context()
     if "supports_lock" not in context:
-        result = __salt__["cmd.run_all"](["pvesh", "usage", "/cluster/sdn/lock"],  # pylint: disable=undefined-variable
-                                         python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+        result = __salt__["cmd.run_all"](
+            ["pvesh", "usage", "/cluster/sdn/lock"],  # pylint: disable=undefined-variable
+            python_shell=False,
+            ignore_retcode=True,
+            output_loglevel="quiet",
+        )
         context["supports_lock"] = result["retcode"] == 0
     return context["supports_lock"]
 
@@ -228,8 +230,7 @@ def update(collection, ident, params, delete=None, vnet=None):
 
         salt-call pvesdn.update zones evpn '{"mtu": 1370}' delete='["exitnodes-primary"]'
     """
-    _write("set", f"{_path(collection, vnet)}/{ident}",
-           {**params, "delete": ",".join(delete)} if delete else params)
+    _write("set", f"{_path(collection, vnet)}/{ident}", {**params, "delete": ",".join(delete)} if delete else params)
     objects = _context()["reads"].get(_path(collection, vnet), {})
     if (objects.get(ident) or {}).get("config") is not None:
         config = {k: v for k, v in objects[ident]["config"].items() if k not in (delete or ())}

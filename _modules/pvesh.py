@@ -39,8 +39,12 @@ def call(command, path, params=None, output=True):
             args += [f"--{key}", str(item)]
     if output:
         args += ["--output-format", "json"]
-    result = __salt__["cmd.run_all"](args, python_shell=False, ignore_retcode=True,  # pylint: disable=undefined-variable
-                                     output_loglevel="debug")
+    result = __salt__["cmd.run_all"](
+        args,
+        python_shell=False,
+        ignore_retcode=True,  # pylint: disable=undefined-variable
+        output_loglevel="debug",
+    )
     if result["retcode"] != 0 or "TASK ERROR" in result["stderr"]:
         raise CommandExecutionError(result["stderr"].strip() or f"pvesh {command} {path} failed")
     return result["stdout"]

@@ -35,8 +35,13 @@ def __virtual__():
 
 
 def _run(args, stdin=None):
-    result = __salt__["cmd.run_all"](args, python_shell=False, stdin=stdin, ignore_retcode=True,  # pylint: disable=undefined-variable
-                                     output_loglevel="quiet")
+    result = __salt__["cmd.run_all"](
+        args,
+        python_shell=False,
+        stdin=stdin,
+        ignore_retcode=True,  # pylint: disable=undefined-variable
+        output_loglevel="quiet",
+    )
     if result["retcode"] != 0:
         raise CommandExecutionError(f"{' '.join(args)}: {result['stderr'].strip()}")
     return result["stdout"]
@@ -98,8 +103,12 @@ def show(interface="wg0"):
 
         salt-call wireguard.show
     """
-    result = __salt__["cmd.run_all"](["wg", "show", interface, "dump"], python_shell=False,  # pylint: disable=undefined-variable
-                                     ignore_retcode=True, output_loglevel="quiet")
+    result = __salt__["cmd.run_all"](
+        ["wg", "show", interface, "dump"],
+        python_shell=False,  # pylint: disable=undefined-variable
+        ignore_retcode=True,
+        output_loglevel="quiet",
+    )
     if result["retcode"] != 0:
         return None
     lines = result["stdout"].splitlines()
@@ -115,8 +124,12 @@ def show(interface="wg0"):
             "transfer_tx": int(tx),
             "keepalive": 0 if keepalive == "off" else int(keepalive),
         }
-    return {"public_key": public, "listen_port": int(port),
-            "fwmark": None if fwmark == "off" else fwmark, "peers": peers}
+    return {
+        "public_key": public,
+        "listen_port": int(port),
+        "fwmark": None if fwmark == "off" else fwmark,
+        "peers": peers,
+    }
 
 
 def _render(interface, port, peers, address=None, mtu=None):
@@ -201,16 +214,21 @@ def link(interface="wg0"):
 
         salt-call wireguard.link
     """
-    result = __salt__["cmd.run_all"](["ip", "-j", "addr", "show", "dev", interface], python_shell=False,  # pylint: disable=undefined-variable
-                                     ignore_retcode=True, output_loglevel="quiet")
+    result = __salt__["cmd.run_all"](
+        ["ip", "-j", "addr", "show", "dev", interface],
+        python_shell=False,  # pylint: disable=undefined-variable
+        ignore_retcode=True,
+        output_loglevel="quiet",
+    )
     if result["retcode"] != 0:
         return None
     (info,) = json.loads(result["stdout"])
     return {
         "mtu": info["mtu"],
         "up": "UP" in info.get("flags", []),
-        "addresses": sorted(f"{a['local']}/{a['prefixlen']}" for a in info.get("addr_info", [])
-                            if a.get("scope") == "global"),
+        "addresses": sorted(
+            f"{a['local']}/{a['prefixlen']}" for a in info.get("addr_info", []) if a.get("scope") == "global"
+        ),
     }
 
 
@@ -238,8 +256,11 @@ def routes(interface="wg0"):
         salt-call wireguard.routes
     """
     output = _run(["ip", "-j", "route", "show", "dev", interface])
-    return sorted(route["dst"] if "/" in route["dst"] else f"{route['dst']}/32"
-                  for route in json.loads(output or "[]") if route.get("protocol") != "kernel")
+    return sorted(
+        route["dst"] if "/" in route["dst"] else f"{route['dst']}/32"
+        for route in json.loads(output or "[]")
+        if route.get("protocol") != "kernel"
+    )
 
 
 def configure_link(interface, address, mtu, remove_addresses=(), add_routes=(), remove_routes=()):
@@ -333,8 +354,14 @@ def configured_peers(interface="wg0"):
         fields = dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
         comment = next((line[2:] for line in lines if line.startswith("# ")), "")
         name, _, endpoint_name = comment.partition(" at ")
-        peers.append({"name": name or None, "public_key": fields["PublicKey"],
-                      "endpoint_name": endpoint_name or None, "endpoint": fields.get("Endpoint")})
+        peers.append(
+            {
+                "name": name or None,
+                "public_key": fields["PublicKey"],
+                "endpoint_name": endpoint_name or None,
+                "endpoint": fields.get("Endpoint"),
+            }
+        )
     return peers
 
 

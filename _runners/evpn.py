@@ -35,7 +35,8 @@ def _model():
     functions = salt.loader.minion_mods(__opts__, whitelist=["evpn"])  # pylint: disable=undefined-variable
     if "evpn.members" not in functions:
         raise CommandExecutionError(
-            "the evpn execution module is not on the master: run salt-run saltutil.sync_modules")
+            "the evpn execution module is not on the master: run salt-run saltutil.sync_modules"
+        )
     return functions
 
 
@@ -159,8 +160,12 @@ def status():
     interface = model["evpn.config"](federation=federation)["wireguard"]["interface"]
     with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
         answers = client.cmd(
-            members, ["wireguard.show", "wireguard.configured_peers", "cmd.run", "pvesdn.pending"],
-            [[interface], [interface], [BGP_SUMMARY], []], tgt_type="list", timeout=15)
+            members,
+            ["wireguard.show", "wireguard.configured_peers", "cmd.run", "pvesdn.pending"],
+            [[interface], [interface], [BGP_SUMMARY], []],
+            tgt_type="list",
+            timeout=15,
+        )
     now = time.time()
     rows = [("node", "site", "WireGuard peers (last handshake)", "BGP l2vpn evpn", "SDN")]
     problems = 0
@@ -206,5 +211,7 @@ def plan():
             continue
         result[member] = {
             state["__id__"]: {"changes": state["changes"], "comment": state["comment"]}
-            for state in states.values() if state.get("changes") or state.get("result") is False}
+            for state in states.values()
+            if state.get("changes") or state.get("result") is False
+        }
     return result

@@ -81,8 +81,15 @@ def ipset_present(name, cidrs, comment=None):
     try:
         exists = name in salt["pvefw.named"]("ipsets")
         current = set(salt["pvefw.ipset"](name)) if exists else set()
-        changes = {k: v for k, v in (("created", not exists), ("added", sorted(set(cidrs) - current)),
-                                     ("removed", sorted(current - set(cidrs)))) if v}
+        changes = {
+            k: v
+            for k, v in (
+                ("created", not exists),
+                ("added", sorted(set(cidrs) - current)),
+                ("removed", sorted(current - set(cidrs))),
+            )
+            if v
+        }
         if not test:
             if not exists:
                 salt["pvefw.create"]("ipsets", name, comment)
@@ -107,7 +114,7 @@ def _longest_ordered(sequence):
             else:
                 high = middle
         previous[index] = tails[low - 1] if low else None
-        tails[low:low + 1] = [index]
+        tails[low : low + 1] = [index]
     kept, index = set(), tails[-1] if tails else None
     while index is not None:
         kept.add(index)
@@ -232,13 +239,20 @@ def rules_present(name, rules, absent=(), node=None):
         if plan:
             changes["rules"] = {
                 "old": [_line(rule) for rule in current["rules"]],
-                "new": [_line(wanted[key[1]]) if key[0] == "ours" else _line(current["rules"][key[1]])
-                        for key in order]}
+                "new": [
+                    _line(wanted[key[1]]) if key[0] == "ours" else _line(current["rules"][key[1]]) for key in order
+                ],
+            }
         if not test:
             digest = current["digest"]
             for pos, (old, new) in updates.items():
-                salt["pvefw.update_rule"](scope, pos, {k: v for k, v in new.items() if old.get(k) != v},
-                                          delete=sorted(set(old) - set(new)), digest=digest)
+                salt["pvefw.update_rule"](
+                    scope,
+                    pos,
+                    {k: v for k, v in new.items() if old.get(k) != v},
+                    delete=sorted(set(old) - set(new)),
+                    digest=digest,
+                )
                 digest = None
             _run_plan(scope, plan, {("ours", n): rule for n, rule in wanted.items()}, digest)
     except (CommandExecutionError, SaltInvocationError) as err:

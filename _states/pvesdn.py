@@ -67,8 +67,7 @@ def _ret(name):
 
 def _refuse_after_failure(ret):
     if _run_state().get("failed"):
-        ret.update(result=False, changes={},
-                   comment="Not changed: an earlier SDN change of this run failed")
+        ret.update(result=False, changes={}, comment="Not changed: an earlier SDN change of this run failed")
         return True
     return False
 
@@ -79,8 +78,11 @@ def _fail(ret, err):
     run["failed"] = True
     try:
         rolled_back = __salt__["pvesdn.rollback"]()  # pylint: disable=undefined-variable
-        undo = ("the SDN configuration was rolled back and the lock released" if rolled_back
-                else "changes made so far stay pending and were not applied")
+        undo = (
+            "the SDN configuration was rolled back and the lock released"
+            if rolled_back
+            else "changes made so far stay pending and were not applied"
+        )
     except CommandExecutionError as rollback_err:
         undo = f"the rollback failed too: {rollback_err}"
     ret.update(result=False, changes={}, comment=f"{err}\n({undo})")
@@ -119,8 +121,11 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
         changes = {"old": None, "new": {k: v for k, v in params.items() if v is not None}}
         verb = "created"
     elif params.get("type", current.get("type")) != current.get("type"):
-        ret.update(result=False, comment=f"SDN {kind} {name} exists with type {current['type']}; "
-                                         f"delete it to have it of type {params['type']}")
+        ret.update(
+            result=False,
+            comment=f"SDN {kind} {name} exists with type {current['type']}; "
+            f"delete it to have it of type {params['type']}",
+        )
         return ret
     else:
         changes = _diff(current, {k: v for k, v in params.items() if k != "type"})
@@ -134,14 +139,16 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
             __salt__["pvesdn.create"](collection, create_as or name, changes["new"], vnet=vnet)  # pylint: disable=undefined-variable
         else:
             __salt__["pvesdn.update"](  # pylint: disable=undefined-variable
-                collection, name,
+                collection,
+                name,
                 {k: c["new"] for k, c in changes.items() if c["new"] is not None},
                 delete=[k for k, c in changes.items() if c["new"] is None],
                 vnet=vnet,
             )
 
-    return _act(ret, changes, f"SDN {kind} {name} would be {verb}",
-                f"SDN {kind} {name} {verb} (pending until applied)", write)
+    return _act(
+        ret, changes, f"SDN {kind} {name} would be {verb}", f"SDN {kind} {name} {verb} (pending until applied)", write
+    )
 
 
 def _remove(collection, name, kind, vnet=None):
@@ -150,9 +157,13 @@ def _remove(collection, name, kind, vnet=None):
     if (objects.get(name) or {}).get("config") is None:
         ret["comment"] = f"SDN {kind} {name} is absent"
         return ret
-    return _act(ret, {"old": objects[name]["config"], "new": None}, f"SDN {kind} {name} would be deleted",
-                f"SDN {kind} {name} deleted (pending until applied)",
-                lambda: __salt__["pvesdn.delete"](collection, name, vnet=vnet))  # pylint: disable=undefined-variable
+    return _act(
+        ret,
+        {"old": objects[name]["config"], "new": None},
+        f"SDN {kind} {name} would be deleted",
+        f"SDN {kind} {name} deleted (pending until applied)",
+        lambda: __salt__["pvesdn.delete"](collection, name, vnet=vnet),
+    )  # pylint: disable=undefined-variable
 
 
 def controller_present(name, params):
@@ -231,16 +242,22 @@ def zone_pruned(name, keep, prune=False):
         return ret
     names = [f"{collection[:-1]} {ident}" for collection, ident, _ in unmanaged]
     if not prune:
-        ret["comment"] = (f"Unmanaged in SDN zone {name}, left alone (set evpn:prune: true to remove): "
-                          + ", ".join(names))
+        ret["comment"] = f"Unmanaged in SDN zone {name}, left alone (set evpn:prune: true to remove): " + ", ".join(
+            names
+        )
         return ret
 
     def write():
         for collection, ident, vnet in unmanaged:
             __salt__["pvesdn.delete"](collection, ident, vnet=vnet)  # pylint: disable=undefined-variable
 
-    return _act(ret, {"deleted": names}, f"Would delete from SDN zone {name}: {', '.join(names)}",
-                f"Deleted from SDN zone {name} (pending until applied): {', '.join(names)}", write)
+    return _act(
+        ret,
+        {"deleted": names},
+        f"Would delete from SDN zone {name}: {', '.join(names)}",
+        f"Deleted from SDN zone {name} (pending until applied): {', '.join(names)}",
+        write,
+    )
 
 
 def applied(name):

@@ -44,8 +44,11 @@ def managed(name, settings):
     if missing and not __opts__["test"]:  # pylint: disable=undefined-variable
         ret.update(result=False, comment=f"The kernel has no {', '.join(missing)} (is its module loaded?)")
         return ret
-    differing = {key: {"old": live.get(key), "new": str(value)} for key, value in sorted(settings.items())
-                 if str(live.get(key)) != str(value)}
+    differing = {
+        key: {"old": live.get(key), "new": str(value)}
+        for key, value in sorted(settings.items())
+        if str(live.get(key)) != str(value)
+    }
     current = None
     if os.path.exists(name):
         with open(name, encoding="utf-8") as handle:

@@ -62,8 +62,13 @@ def _wanted_peers(peers, live_peers, resolve):
         if not (roamed or resolved):
             skipped.append(f"{peer['name']} ({peer['endpoint_host']} does not resolve)")
             continue
-        common = {"name": peer["name"], "public_key": peer["public_key"], "endpoint_name": endpoint_name,
-                  "allowed_ips": sorted(peer["allowed_ips"]), "keepalive": peer.get("keepalive", 0)}
+        common = {
+            "name": peer["name"],
+            "public_key": peer["public_key"],
+            "endpoint_name": endpoint_name,
+            "allowed_ips": sorted(peer["allowed_ips"]),
+            "keepalive": peer.get("keepalive", 0),
+        }
         live_config.append({**common, "endpoint": roamed or resolved})
         persisted.append({**common, "endpoint": resolved or roamed})
     return live_config, persisted, skipped
@@ -75,9 +80,14 @@ def _peer_changes(wanted, live_peers):
     added = sorted(names[k] for k in names if k not in live_peers)
     removed = sorted(k for k in live_peers if k not in names)
     changed = sorted(
-        p["name"] for p in wanted if p["public_key"] in live_peers
-        and (live_peers[p["public_key"]]["allowed_ips"] != p["allowed_ips"]
-             or live_peers[p["public_key"]]["keepalive"] != p["keepalive"]))
+        p["name"]
+        for p in wanted
+        if p["public_key"] in live_peers
+        and (
+            live_peers[p["public_key"]]["allowed_ips"] != p["allowed_ips"]
+            or live_peers[p["public_key"]]["keepalive"] != p["keepalive"]
+        )
+    )
     for key, value in (("added", added), ("removed", removed), ("changed", changed)):
         if value:
             changes[key] = value
@@ -126,9 +136,14 @@ def interface_present(name, address, port, mtu, peers):
 
         wanted_routes = sorted({ip for p in wanted for ip in p["allowed_ips"]})
         live_routes = salt["wireguard.routes"](name) if current is not None else []
-        route_changes = {k: v for k, v in (
-            ("added", [r for r in wanted_routes if r not in live_routes]),
-            ("removed", [r for r in live_routes if r not in wanted_routes])) if v}
+        route_changes = {
+            k: v
+            for k, v in (
+                ("added", [r for r in wanted_routes if r not in live_routes]),
+                ("removed", [r for r in live_routes if r not in wanted_routes]),
+            )
+            if v
+        }
         if route_changes:
             changes["routes"] = route_changes
 
@@ -142,7 +157,9 @@ def interface_present(name, address, port, mtu, peers):
         elif changes:
             if "address" in changes or "mtu" in changes or "up" in changes or route_changes:
                 salt["wireguard.configure_link"](
-                    name, address, mtu,
+                    name,
+                    address,
+                    mtu,
                     remove_addresses=[a for a in current["addresses"] if a != address],
                     add_routes=route_changes.get("added", []),
                     remove_routes=route_changes.get("removed", []),

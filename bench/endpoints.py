@@ -20,12 +20,15 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "lab")]
 
 import yaml  # noqa: E402
-from federation_lab import lab_federation  # noqa: E402
 from sites import KRK  # noqa: E402
 
-NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
-         "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
-         "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1")}
+from federation_lab import lab_federation  # noqa: E402
+
+NODES = {
+    "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
+    "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
+    "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1"),
+}
 MOVING, NAME = "pve-wro1", "wro.dyndns.example.org"
 ADDRESSES = [("198.51.100.12", "198.51.100.1"), ("203.0.113.12", "203.0.113.1")]
 
@@ -42,7 +45,8 @@ def set_beacon(pillar, enabled, master=None, minions=tuple(NODES)):
     init = pillar / "evpn" / "init.sls"
     text = init.read_text().replace("    - enabled: False\n", "")
     text = text.replace("- interval: 5", "- interval: 1").replace(
-        "    - interval: 1\n", "    - interval: 1\n" + ("" if enabled else "    - enabled: False\n"))
+        "    - interval: 1\n", "    - interval: 1\n" + ("" if enabled else "    - enabled: False\n")
+    )
     init.write_text(text)
     if master is not None:
         refreshed = master.salt("-L", ",".join(minions), "saltutil.refresh_pillar", "wait=True")
@@ -54,8 +58,11 @@ def peers_follow(lab, key, address, timeout):
     """Seconds until every other node's live endpoint for ``key`` is ``address``, or None."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if all(f"{key}\t{address}:51820" in node.run("wg", "show", "wg0", "endpoints").stdout
-               for minion_id, node in lab["nodes"].items() if minion_id != MOVING):
+        if all(
+            f"{key}\t{address}:51820" in node.run("wg", "show", "wg0", "endpoints").stdout
+            for minion_id, node in lab["nodes"].items()
+            if minion_id != MOVING
+        ):
             return time.monotonic() - start
         time.sleep(0.02)
     return None
@@ -75,7 +82,9 @@ def main():
     parser.add_argument("--timeout", type=float, default=40, help="seconds to wait for a move to be followed")
     args = parser.parse_args()
     if os.geteuid() != 0 or not all(shutil.which(t) for t in ("wireguard-go", "wg", "dnsmasq", "vtysh")):
-        print("bench/endpoints.py: skipped, it needs root, wireguard-go, wireguard-tools, frr and dnsmasq (see .ci/run)")
+        print(
+            "bench/endpoints.py: skipped, it needs root, wireguard-go, wireguard-tools, frr and dnsmasq (see .ci/run)"
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         pillar = pathlib.Path(tmp) / "pillar"
@@ -101,15 +110,20 @@ def main():
                 start = time.monotonic()
                 followed.append(peers_follow(lab, key, move(lab, index), args.timeout))
                 time.sleep(max(0.0, 3 - (time.monotonic() - start)))  # every beacon has the new answer
+
     def shown(seconds):
         return f"{seconds:.2f} s" if seconds is not None else f"not within {args.timeout:.0f} s"
 
     done = [s for s in followed if s is not None]
     print("Endpoint moves (3 nodes in lab nodes, wireguard-go; pve-wro1's address and DNS record change)")
-    print(f"beacon every 1 s + reactor: median {shown(statistics.median(done) if done else None)} "
-          f"over {args.moves} moves ({', '.join(shown(s) for s in followed)}); target under 3 s")
-    print(f"WireGuard roaming and keepalive 25 s alone (beacons off, {beacon_events} change events seen): "
-          f"{shown(roaming)}")
+    print(
+        f"beacon every 1 s + reactor: median {shown(statistics.median(done) if done else None)} "
+        f"over {args.moves} moves ({', '.join(shown(s) for s in followed)}); target under 3 s"
+    )
+    print(
+        f"WireGuard roaming and keepalive 25 s alone (beacons off, {beacon_events} change events seen): "
+        f"{shown(roaming)}"
+    )
 
 
 if __name__ == "__main__":

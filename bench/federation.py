@@ -46,14 +46,15 @@ def main():
         timings["per node"].append(t4 - start)
     assert len(peers) == len(nodes) - 1
 
-    print(f"federation: {args.sites} sites x {args.nodes_per_site} nodes = {len(nodes)} nodes, "
-          f"{len(peers)} WireGuard peers per node")
+    print(
+        f"federation: {args.sites} sites x {args.nodes_per_site} nodes = {len(nodes)} nodes, "
+        f"{len(peers)} WireGuard peers per node"
+    )
     print(f"{'computation':<18}{'median ms':>12}{'max ms':>12}")
     for name, values in timings.items():
         print(f"{name:<18}{statistics.median(values) * 1000:>12.2f}{max(values) * 1000:>12.2f}")
     worst = max(timings["per node"])
-    print(f"target: under 1000 ms per node; worst node: {worst * 1000:.2f} ms "
-          f"({'met' if worst < 1 else 'MISSED'})")
+    print(f"target: under 1000 ms per node; worst node: {worst * 1000:.2f} ms ({'met' if worst < 1 else 'MISSED'})")
 
 
 if __name__ == "__main__":

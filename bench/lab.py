@@ -14,14 +14,22 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-ENVIRON = {**os.environ, "EVPN_LAB_STATE": f"/tmp/evpn-bench{os.getpid() % 100000}",
-           "EVPN_LAB_PREFIX": f"lb{os.getpid() % 100000}-"}
+ENVIRON = {
+    **os.environ,
+    "EVPN_LAB_STATE": f"/tmp/evpn-bench{os.getpid() % 100000}",
+    "EVPN_LAB_PREFIX": f"lb{os.getpid() % 100000}-",
+}
 
 
 def evpnlab(*args):
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "evpnlab.py"), *args], env=ENVIRON,
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "lab" / "evpnlab.py"), *args],
+        env=ENVIRON,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"evpnlab {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     done = re.search(r"done in .*", proc.stdout)

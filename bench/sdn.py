@@ -16,11 +16,12 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO / "lab"), str(REPO / "_modules")]
 
-import evpn  # noqa: E402
 import yaml  # noqa: E402
+
+import evpn  # noqa: E402
+from emulated_pve import emulator_path  # noqa: E402
 from pvesim.cli import main as pvesh  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
-from emulated_pve import emulator_path  # noqa: E402
 from support.saltconfig import salt_call  # noqa: E402
 
 
@@ -59,8 +60,13 @@ def main():
         (tmp / "pillar" / "top.sls").write_text("base:\n  '*':\n    - evpn\n")
         (tmp / "pillar" / "evpn" / "init.sls").write_text(yaml.safe_dump({"evpn": federation}))
         log = tmp / "pvesh.log"
-        os.environ.update(PATH=emulator_path(), PVESIM_ROOT=str(tmp / "cluster"), PVESIM_NODE=node,
-                          PVESIM_LOG=str(log), PVESIM_DELAY=str(args.delay))
+        os.environ.update(
+            PATH=emulator_path(),
+            PVESIM_ROOT=str(tmp / "cluster"),
+            PVESIM_NODE=node,
+            PVESIM_LOG=str(log),
+            PVESIM_DELAY=str(args.delay),
+        )
         cachedir = f"/var/cache/salt/bench-{os.getpid()}"
         rows = []
         for name in ("first converge", "no-op converge"):
@@ -88,8 +94,10 @@ def main():
     for name, c, seconds in rows:
         print(f"{name:<28}{c['reads']:>7}{c['writes']:>8}{c['applies']:>9}{seconds:>10.1f}")
     noop, naive = rows[1], rows[2]
-    print(f"no-op converge vs naive reads: {naive[1]['reads']} / {noop[1]['reads']} reads, "
-          f"{naive[2] / noop[2]:.1f}x faster ({noop[2]:.1f} s vs {naive[2]:.1f} s)")
+    print(
+        f"no-op converge vs naive reads: {naive[1]['reads']} / {noop[1]['reads']} reads, "
+        f"{naive[2] / noop[2]:.1f}x faster ({noop[2]:.1f} s vs {naive[2]:.1f} s)"
+    )
 
 
 if __name__ == "__main__":

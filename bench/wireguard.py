@@ -20,12 +20,15 @@ sys.path[:0] = [str(REPO / "lab")]
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey  # noqa: E402
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: E402
+
 from netns import Lab  # noqa: E402
 
 
 def public_keys(count):
-    return [base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-            for _ in range(count)]
+    return [
+        base64.b64encode(X25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+        for _ in range(count)
+    ]
 
 
 def counting_wrappers(folder, log):
@@ -34,7 +37,7 @@ def counting_wrappers(folder, log):
     for tool in ("wg", "ip"):
         real = shutil.which(tool)
         wrapper = folder / tool
-        wrapper.write_text(f"#!/bin/sh\necho \"{tool} $*\" >> {log}\nexec {real} \"$@\"\n")
+        wrapper.write_text(f'#!/bin/sh\necho "{tool} $*" >> {log}\nexec {real} "$@"\n')
         wrapper.chmod(0o755)
 
 
@@ -45,9 +48,17 @@ def main():
     if os.geteuid() != 0 or not shutil.which("wireguard-go"):
         print("bench/wireguard.py: skipped, it needs root and wireguard-go (see .ci/run)")
         return
-    peers = [{"name": f"peer{i}", "public_key": key, "allowed_ips": [f"10.{100 + i // 250}.{i % 250}.1/32"],
-              "endpoint_host": f"198.51.100.{1 + i % 250}", "endpoint_port": 51820, "keepalive": 25}
-             for i, key in enumerate(public_keys(args.peers))]
+    peers = [
+        {
+            "name": f"peer{i}",
+            "public_key": key,
+            "allowed_ips": [f"10.{100 + i // 250}.{i % 250}.1/32"],
+            "endpoint_host": f"198.51.100.{1 + i % 250}",
+            "endpoint_port": 51820,
+            "keepalive": 25,
+        }
+        for i, key in enumerate(public_keys(args.peers))
+    ]
     with tempfile.TemporaryDirectory(prefix="evpn-bench-wg-") as tmp:
         tmp = pathlib.Path(tmp)
         log = tmp / "calls.log"
@@ -63,17 +74,40 @@ def main():
             for run in ("first run", "no-op run"):
                 log.unlink(missing_ok=True)
                 start = time.monotonic()
-                proc = node.run("env", f"PATH={path}", salt_call, "--local", "--id=bench", "--out=json",
-                                "--log-level=quiet", f"--cachedir=/var/cache/salt/bench-{os.getpid()}",
-                                "state.single", "wireguard.interface_present", "name=wg0", "address=10.99.0.1/32",
-                                "port=51820", "mtu=1420", f"peers={peers_file.read_text()}", cwd=REPO, check=False)
+                proc = node.run(
+                    "env",
+                    f"PATH={path}",
+                    salt_call,
+                    "--local",
+                    "--id=bench",
+                    "--out=json",
+                    "--log-level=quiet",
+                    f"--cachedir=/var/cache/salt/bench-{os.getpid()}",
+                    "state.single",
+                    "wireguard.interface_present",
+                    "name=wg0",
+                    "address=10.99.0.1/32",
+                    "port=51820",
+                    "mtu=1420",
+                    f"peers={peers_file.read_text()}",
+                    cwd=REPO,
+                    check=False,
+                )
                 seconds = time.monotonic() - start
                 (state,) = json.loads(proc.stdout)["local"].values()
                 # Salt's own network grains call ip too: count the calls about the interface.
                 calls = [line.split() for line in log.read_text().splitlines()] if log.exists() else []
                 ours = [c for c in calls if c[0] == "wg" or "wg0" in c or "-batch" in c]
-                rows.append((run, seconds, state["duration"] / 1000, sum(c[0] == "wg" for c in ours),
-                             sum(c[0] == "ip" for c in ours), sorted(state["changes"])))
+                rows.append(
+                    (
+                        run,
+                        seconds,
+                        state["duration"] / 1000,
+                        sum(c[0] == "wg" for c in ours),
+                        sum(c[0] == "ip" for c in ours),
+                        sorted(state["changes"]),
+                    )
+                )
             live = len(node.run("wg", "show", "wg0", "peers").stdout.split())
     print(f"WireGuard interface with {args.peers} peers (wireguard-go in a lab node; {live} peers live)")
     print("seconds: the whole salt-call; state: the state function alone (Salt's duration)")

@@ -32,8 +32,11 @@ def adapt_interfaces(text, router_mac):
         name = re.search(r"^iface (\S+)", stanza, re.M)
         if name and name.group(1).startswith("vrf_"):
             continue
-        lines = [line for line in stanza.splitlines()
-                 if not re.match(r"\s*vrf vrf_", line) and "SNAT" not in line and "CT --zone" not in line]
+        lines = [
+            line
+            for line in stanza.splitlines()
+            if not re.match(r"\s*vrf vrf_", line) and "SNAT" not in line and "CT --zone" not in line
+        ]
         if name and name.group(1).startswith("vrfbr_"):
             # ifupdown2 applies ip-forward only to interfaces with an address
             lines += [f"\thwaddress {router_mac}", f"\tpost-up sysctl -qw net.ipv4.conf.{name.group(1)}.forwarding=1"]
@@ -53,7 +56,9 @@ def adapt_frr(text):
         elif re.match(r"router bgp \d+ vrf ", first) or re.match(r"ipv6? route \S+ \S+ xvrf_", first):
             continue
         elif re.match(r"router bgp \d+$", first):
-            stanza = re.sub(r" !\n address-family ipv6? unicast\n(  import vrf \S+\n)+ exit-address-family\n", "", stanza)
+            stanza = re.sub(
+                r" !\n address-family ipv6? unicast\n(  import vrf \S+\n)+ exit-address-family\n", "", stanza
+            )
             kept.append(stanza.replace("  advertise-all-vni\n", "  advertise-all-vni\n  advertise ipv4 unicast\n"))
         else:
             kept.append(stanza)
@@ -70,8 +75,14 @@ def start_frr(node):
     node.run("sh", "-c", "printf 'service integrated-vtysh-config\\n' > /etc/frr/vtysh.conf")
     for daemon in FRR_DAEMONS:
         extra = ["-s", "90000000"] if daemon == "zebra" else []
-        node.spawn(f"/usr/lib/frr/{daemon}", "-A", "127.0.0.1", *extra, label=f"frr {daemon}",
-                   log_path=node.root / f"frr-{daemon}.log")
+        node.spawn(
+            f"/usr/lib/frr/{daemon}",
+            "-A",
+            "127.0.0.1",
+            *extra,
+            label=f"frr {daemon}",
+            log_path=node.root / f"frr-{daemon}.log",
+        )
     for _ in range(100):
         if node.run("test", "-S", "/run/frr/bgpd.vty", check=False).returncode == 0:
             break

@@ -19,5 +19,10 @@ def emulated_pve_environ(clusters_root, site, minion_id):
     root = pathlib.Path(clusters_root) / site
     root.mkdir(exist_ok=True)
     environ = {key: value for key, value in os.environ.items() if not key.startswith("PVESIM_")}
-    return {**environ, "PATH": emulator_path(), "PVESIM_ROOT": str(root), "PVESIM_NODE": minion_id.split(".")[0],
-            "PVESIM_LOG": str(root / "pvesh.log")}
+    return {
+        **environ,
+        "PATH": emulator_path(),
+        "PVESIM_ROOT": str(root),
+        "PVESIM_NODE": minion_id.split(".")[0],
+        "PVESIM_LOG": str(root / "pvesh.log"),
+    }

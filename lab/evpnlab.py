@@ -22,11 +22,12 @@ import sys
 import time
 
 import yaml
+from sites import KRK, SITES
+
 from dataplane import bgp_established, load
 from federation_lab import add_nodes, start_federation
 from netns import Lab
 from salt_daemons import SaltMaster
-from sites import KRK, SITES
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STATE = pathlib.Path(os.environ.get("EVPN_LAB_STATE", "/tmp/evpn-lab"))  # short: Salt's sockets live here
@@ -99,13 +100,20 @@ def announce_vms(lab, sites, timeout=30):
     """Each VM talks to its gateway, so that its node learns it and announces it (EVPN type-2),
     until every node has a route to every other site's VM."""
     for site in sites:
-        subprocess.run(["ip", "netns", "exec", f"{PREFIX}vm-{site}", "ping", "-c1", "-W1", SITES[site]["vm"][2]],
-                       capture_output=True, check=False)
+        subprocess.run(
+            ["ip", "netns", "exec", f"{PREFIX}vm-{site}", "ping", "-c1", "-W1", SITES[site]["vm"][2]],
+            capture_output=True,
+            check=False,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         routes = {site: lab.nodes[SITES[site]["node"]].run("ip", "route").stdout for site in sites}
-        if all(f"{SITES[other]['vm'][1].split('/')[0]} " in routes[site]
-               for site in sites for other in sites if other != site):
+        if all(
+            f"{SITES[other]['vm'][1].split('/')[0]} " in routes[site]
+            for site in sites
+            for other in sites
+            if other != site
+        ):
             return True
         time.sleep(0.2)
     return False
@@ -113,8 +121,7 @@ def announce_vms(lab, sites, timeout=30):
 
 def vm_ping(source, target):
     args = ["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c", "3", "-i", "0.3", "-W", "2"]
-    return subprocess.run([*args, SITES[target]["vm"][1].split("/")[0]], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run([*args, SITES[target]["vm"][1].split("/")[0]], capture_output=True, text=True, check=False)
 
 
 def up(sites):
@@ -145,11 +152,15 @@ def prove(lab, sites, started, **times):
     for source, target in zip(sites, sites[1:] + sites[:1]):
         proc = vm_ping(source, target)
         summary = [line for line in proc.stdout.splitlines() if "transmitted" in line]
-        step(f"ping vm-{source} -> vm-{target} ({SITES[target]['vm'][1]}): "
-             f"{summary[0] if summary else proc.stderr.strip()}")
+        step(
+            f"ping vm-{source} -> vm-{target} ({SITES[target]['vm'][1]}): "
+            f"{summary[0] if summary else proc.stderr.strip()}"
+        )
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items())
-    step(f"done in {time.monotonic() - started:.1f} s ({parts}); BGP and routes "
-         f"{'established' if established else 'NOT established'}")
+    step(
+        f"done in {time.monotonic() - started:.1f} s ({parts}); BGP and routes "
+        f"{'established' if established else 'NOT established'}"
+    )
     return 0 if established else 1
 
 
@@ -221,7 +232,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the lab makes network namespaces: run it as root")
-    sites = list(SITES)[:args.sites]
+    sites = list(SITES)[: args.sites]
     if args.command == "up":
         return up(sites)
     if args.command == "add":

@@ -49,10 +49,23 @@ def start_federation(lab, state, nodes, pillar_root, guests=()):
         start_minion(made[first_id], guest, master_address, state)
     master.wait_for([*nodes, *guests])
     events = state / "events.log"
-    made[first_id].spawn(str(SALT_BIN / "salt-run"), "-c", str(master.config_dir), "state.event",
-                         "pretty=False", label="event listener", log_path=events)
-    return {"lab": lab, "master": master, "nodes": made, "clusters": state / "clusters", "events": events,
-            "state": state}
+    made[first_id].spawn(
+        str(SALT_BIN / "salt-run"),
+        "-c",
+        str(master.config_dir),
+        "state.event",
+        "pretty=False",
+        label="event listener",
+        log_path=events,
+    )
+    return {
+        "lab": lab,
+        "master": master,
+        "nodes": made,
+        "clusters": state / "clusters",
+        "events": events,
+        "state": state,
+    }
 
 
 @contextlib.contextmanager

@@ -90,8 +90,7 @@ class Lab:
         """A node with ``pub0`` on the internet bridge at ``public_address`` (a /24)."""
         namespace = self._namespace(name)
         veth = f"v{len(self.nodes)}"
-        _run("ip", "-n", self.internet, "link", "add", veth, "type", "veth", "peer", "name", "pub0",
-             "netns", namespace)
+        _run("ip", "-n", self.internet, "link", "add", veth, "type", "veth", "peer", "name", "pub0", "netns", namespace)
         _run("ip", "-n", self.internet, "link", "set", veth, "master", "br0", "up")
         _run("ip", "-n", namespace, "addr", "add", f"{public_address}/24", "dev", "pub0")
         _run("ip", "-n", namespace, "link", "set", "pub0", "up")
@@ -111,15 +110,36 @@ class Lab:
         self.dns_records = self.state / "dns-records"
         self._write_dns(records)
         process = subprocess.Popen(  # pylint: disable=consider-using-with
-            ["ip", "netns", "exec", self.internet, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-             "--no-resolv", "--no-hosts", "--no-poll", f"--addn-hosts={self.dns_records}", "--user=root",
-             "--interface=br0", "--bind-interfaces", "--local-ttl=0", f"--pid-file={self.state / 'dnsmasq.pid'}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.internet,
+                "dnsmasq",
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--no-poll",
+                f"--addn-hosts={self.dns_records}",
+                "--user=root",
+                "--interface=br0",
+                "--bind-interfaces",
+                "--local-ttl=0",
+                f"--pid-file={self.state / 'dnsmasq.pid'}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
         self.record(process.pid, "dnsmasq")
         self.dns_pid = process.pid
         self.save()
         for _ in range(100):
-            if _run("ip", "netns", "exec", self.internet, "ss", "-lun", "sport = :53", check=False).stdout.count("\n") > 1:
+            if (
+                _run("ip", "netns", "exec", self.internet, "ss", "-lun", "sport = :53", check=False).stdout.count("\n")
+                > 1
+            ):
                 return
             time.sleep(0.05)
         raise RuntimeError("dnsmasq did not start")
@@ -145,8 +165,23 @@ class Lab:
         ``node``, with its default route through ``gateway``."""
         namespace = self._namespace(name)
         port = f"vm{len([n for n in self.namespaces if n.startswith(self.prefix + 'vm')])}"
-        _run("ip", "-n", namespace, "link", "add", "eth0", "mtu", str(mtu), "type", "veth", "peer", "name", port,
-             "netns", node.namespace)
+        _run(
+            "ip",
+            "-n",
+            namespace,
+            "link",
+            "add",
+            "eth0",
+            "mtu",
+            str(mtu),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            port,
+            "netns",
+            node.namespace,
+        )
         _run("ip", "-n", node.namespace, "link", "set", port, "mtu", str(mtu), "master", bridge, "up")
         _run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
         _run("ip", "-n", namespace, "link", "set", "eth0", "up")
@@ -156,9 +191,14 @@ class Lab:
 
     def save(self):
         """What ``load`` needs to tear the lab down from another process (make lab-down)."""
-        state = {"prefix": self.prefix, "namespaces": self.namespaces, "processes": self.processes,
-                 "nodes": {name: node.namespace for name, node in self.nodes.items()},
-                 "dns_records": str(self.dns_records) if self.dns_records else None, "dns_pid": self.dns_pid}
+        state = {
+            "prefix": self.prefix,
+            "namespaces": self.namespaces,
+            "processes": self.processes,
+            "nodes": {name: node.namespace for name, node in self.nodes.items()},
+            "dns_records": str(self.dns_records) if self.dns_records else None,
+            "dns_pid": self.dns_pid,
+        }
         if self.state.is_dir():
             (self.state / "lab.json").write_text(json.dumps(state))
 
@@ -232,15 +272,30 @@ class Node:
             binds.append(f"mount --bind {source} {target}")
         self.mount_ns.touch()
         self.uts_ns.touch()
-        script = "; ".join([
-            "set -e", f"hostname {self.name}",
-            "umount -l /sys", "mount -t sysfs sysfs /sys",
-            f"mount -t tmpfs -o mode=755,size=64m tmpfs-{self.name} /run",
-            f"mount -t tmpfs -o mode=1777,size=64m tmpfs-{self.name} /var/tmp",
-            "mkdir -p /run/wireguard /run/salt /run/network", *binds,
-        ])
-        _run("nsenter", f"--net=/run/netns/{self.namespace}", "unshare", f"--mount={self.mount_ns}",
-             f"--uts={self.uts_ns}", "--propagation", "private", "sh", "-c", script)
+        script = "; ".join(
+            [
+                "set -e",
+                f"hostname {self.name}",
+                "umount -l /sys",
+                "mount -t sysfs sysfs /sys",
+                f"mount -t tmpfs -o mode=755,size=64m tmpfs-{self.name} /run",
+                f"mount -t tmpfs -o mode=1777,size=64m tmpfs-{self.name} /var/tmp",
+                "mkdir -p /run/wireguard /run/salt /run/network",
+                *binds,
+            ]
+        )
+        _run(
+            "nsenter",
+            f"--net=/run/netns/{self.namespace}",
+            "unshare",
+            f"--mount={self.mount_ns}",
+            f"--uts={self.uts_ns}",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+        )
 
     def move(self, public_address, gateway):
         """A new public address (a /24 on the internet bridge), as when the ISP hands one out."""
@@ -251,8 +306,15 @@ class Node:
     def command(self, *argv, cwd="/"):
         """argv run inside the node, in ``cwd`` (nsenter execs it: a background PID is the
         program's)."""
-        return ["nsenter", f"--net=/run/netns/{self.namespace}", f"--mount={self.mount_ns}",
-                f"--uts={self.uts_ns}", f"--wd={cwd}", "--", *argv]
+        return [
+            "nsenter",
+            f"--net=/run/netns/{self.namespace}",
+            f"--mount={self.mount_ns}",
+            f"--uts={self.uts_ns}",
+            f"--wd={cwd}",
+            "--",
+            *argv,
+        ]
 
     def run(self, *argv, check=True, cwd="/", **kwargs):
         return _run(*self.command(*argv, cwd=cwd), check=check, **kwargs)
@@ -260,8 +322,13 @@ class Node:
     def spawn(self, *argv, label, log_path=None, **kwargs):
         """Start a long-running program inside the node; the lab records it for teardown."""
         log = open(log_path or os.devnull, "ab")  # pylint: disable=consider-using-with
-        process = subprocess.Popen(self.command(*argv), stdout=log, stderr=log,  # pylint: disable=consider-using-with
-                                   stdin=subprocess.DEVNULL, **kwargs)
+        process = subprocess.Popen(
+            self.command(*argv),
+            stdout=log,
+            stderr=log,  # pylint: disable=consider-using-with
+            stdin=subprocess.DEVNULL,
+            **kwargs,
+        )
         log.close()
         self.lab.record(process.pid, f"{self.name}: {label}")
         return process
@@ -269,8 +336,13 @@ class Node:
     def start_wireguard(self, interface="wg0"):
         """wireguard-go in the foreground (so its PID is known), once its UAPI socket exists.
         The kernel here has no WireGuard module; real PVE nodes use the kernel's."""
-        self.spawn("wireguard-go", "-f", interface, label=f"wireguard-go {interface}",
-                   log_path=self.root / f"wireguard-go-{interface}.log")
+        self.spawn(
+            "wireguard-go",
+            "-f",
+            interface,
+            label=f"wireguard-go {interface}",
+            log_path=self.root / f"wireguard-go-{interface}.log",
+        )
         for _ in range(100):
             if self.run("test", "-S", f"/run/wireguard/{interface}.sock", check=False).returncode == 0:
                 return

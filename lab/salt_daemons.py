@@ -12,6 +12,7 @@ import sys
 import time
 
 import yaml
+
 from checkout_config import checkout_config
 
 SALT_BIN = pathlib.Path(sys.executable).parent
@@ -24,34 +25,62 @@ class SaltMaster:
         self.config_dir = pathlib.Path(state_dir) / "salt-master"
         self.config_dir.mkdir(parents=True, exist_ok=True)
         config = checkout_config(
-            "master", root_dir=str(self.config_dir), interface=address, user="root",
+            "master",
+            root_dir=str(self.config_dir),
+            interface=address,
+            user="root",
             auto_accept=True,  # lab only: every minion here is ours
-            worker_threads=2, log_file=str(self.config_dir / "master.log"), log_level_logfile="info",
+            worker_threads=2,
+            log_file=str(self.config_dir / "master.log"),
+            log_level_logfile="info",
         )
         if pillar_root:
             config["pillar_roots"] = {"base": [str(pillar_root)]}
         (self.config_dir / "master").write_text(yaml.safe_dump(config))
 
     def start(self):
-        self.node.spawn(str(SALT_BIN / "salt-master"), "-c", str(self.config_dir), "-l", "quiet",
-                        label="salt-master", log_path=self.config_dir / "master.out")
+        self.node.spawn(
+            str(SALT_BIN / "salt-master"),
+            "-c",
+            str(self.config_dir),
+            "-l",
+            "quiet",
+            label="salt-master",
+            log_path=self.config_dir / "master.out",
+        )
 
     def salt(self, *args, timeout=60):
         """``salt`` on this master; its JSON output, keyed by minion id."""
-        proc = self.node.run(str(SALT_BIN / "salt"), "-c", str(self.config_dir), "--out=json", "--static",
-                             f"--timeout={timeout}", *args, check=False)
+        proc = self.node.run(
+            str(SALT_BIN / "salt"),
+            "-c",
+            str(self.config_dir),
+            "--out=json",
+            "--static",
+            f"--timeout={timeout}",
+            *args,
+            check=False,
+        )
         return json.loads(proc.stdout or "{}")
 
     def run(self, *args, timeout=300, out="json"):
         """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``.
         Past ``timeout`` it fails with the end of every Salt log of the lab, to say what hung."""
         try:
-            proc = self.node.run(str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args,
-                                 check=False, timeout=timeout)
+            proc = self.node.run(
+                str(SALT_BIN / "salt-run"),
+                "-c",
+                str(self.config_dir),
+                f"--out={out}",
+                *args,
+                check=False,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:
             logs = sorted(self.config_dir.parent.glob("salt-*/*.log"))
-            tails = "".join(f"\n--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                            for log in logs)
+            tails = "".join(
+                f"\n--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs
+            )
             raise RuntimeError(f"salt-run {' '.join(args)} did not finish within {timeout} s{tails}") from None
         return json.loads(proc.stdout or "{}") if out == "json" else proc.stdout
 
@@ -71,13 +100,28 @@ def start_minion(node, minion_id, master_address, state_dir, environ=None):
     config_dir = pathlib.Path(state_dir) / f"salt-minion-{minion_id}"
     config_dir.mkdir(parents=True, exist_ok=True)
     config = {
-        "id": minion_id, "master": master_address, "root_dir": str(config_dir), "user": "root",
-        "acceptance_wait_time": 2, "log_file": str(config_dir / "minion.log"), "log_level_logfile": "info",
+        "id": minion_id,
+        "master": master_address,
+        "root_dir": str(config_dir),
+        "user": "root",
+        "acceptance_wait_time": 2,
+        "log_file": str(config_dir / "minion.log"),
+        "log_level_logfile": "info",
         # A node whose public address moves loses its connection to the master without a word:
         # notice it in seconds, not after the default five minutes.
-        "tcp_keepalive_idle": 5, "tcp_keepalive_cnt": 2, "tcp_keepalive_intvl": 2,
+        "tcp_keepalive_idle": 5,
+        "tcp_keepalive_cnt": 2,
+        "tcp_keepalive_intvl": 2,
     }
     (config_dir / "minion").write_text(yaml.safe_dump(config))
-    node.spawn(str(SALT_BIN / "salt-minion"), "-c", str(config_dir), "-l", "quiet",
-               label=f"salt-minion {minion_id}", log_path=config_dir / "minion.out", env=environ)
+    node.spawn(
+        str(SALT_BIN / "salt-minion"),
+        "-c",
+        str(config_dir),
+        "-l",
+        "quiet",
+        label=f"salt-minion {minion_id}",
+        log_path=config_dir / "minion.out",
+        env=environ,
+    )
     return config_dir

@@ -16,9 +16,10 @@ import tempfile
 
 import pytest
 import salt._logging.impl as salt_logging
+
+from checkout_config import checkout_config
 from support.federation import REPO, example_federation
 from support.pve import PVE_API, PVE_VERSIONS, emulated_pve_minion
-from checkout_config import checkout_config
 
 
 def _host_snapshot():
@@ -78,9 +79,7 @@ def salt_factories_config():
 
 @pytest.fixture(scope="session")
 def salt_master(salt_factories):
-    factory = salt_factories.salt_master_daemon(
-        "evpn-master", overrides=checkout_config("master")
-    )
+    factory = salt_factories.salt_master_daemon("evpn-master", overrides=checkout_config("master"))
     with factory.started():
         yield factory
 

@@ -14,7 +14,6 @@ from pvesim.schema import Schema, check_parameters
 from pvesim.sdn import Sdn
 from pvesim.store import Store
 
-
 VERSION_METHOD = {"parameters": {"properties": {}}, "returns": {"type": "object"}}
 
 
@@ -33,33 +32,39 @@ class Api:
             ("POST", "/cluster/sdn/lock"): sdn.lock,
             ("DELETE", "/cluster/sdn/lock"): sdn.unlock,
             ("POST", "/cluster/sdn/rollback"): sdn.rollback,
-            ("GET", "/cluster/sdn/vnets/{vnet}/subnets"):
-                lambda p: sdn.listing(kinds["subnets"], p, vnet=p["vnet"]),
-            ("POST", "/cluster/sdn/vnets/{vnet}/subnets"):
-                lambda p: sdn.create(kinds["subnets"], p, vnet=p["vnet"]),
-            ("GET", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
-                lambda p: sdn.get(kinds["subnets"], p["subnet"], p, vnet=p["vnet"]),
-            ("PUT", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
-                lambda p: sdn.update(kinds["subnets"], p["subnet"], p),
-            ("DELETE", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"):
-                lambda p: sdn.delete(kinds["subnets"], p["subnet"], p),
+            ("GET", "/cluster/sdn/vnets/{vnet}/subnets"): lambda p: sdn.listing(kinds["subnets"], p, vnet=p["vnet"]),
+            ("POST", "/cluster/sdn/vnets/{vnet}/subnets"): lambda p: sdn.create(kinds["subnets"], p, vnet=p["vnet"]),
+            ("GET", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"): lambda p: sdn.get(
+                kinds["subnets"], p["subnet"], p, vnet=p["vnet"]
+            ),
+            ("PUT", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"): lambda p: sdn.update(
+                kinds["subnets"], p["subnet"], p
+            ),
+            ("DELETE", "/cluster/sdn/vnets/{vnet}/subnets/{subnet}"): lambda p: sdn.delete(
+                kinds["subnets"], p["subnet"], p
+            ),
         }
         for plural in ("controllers", "zones", "vnets"):
             kind = kinds[plural]
             item = f"/cluster/sdn/{plural}/{{{kind.id_key}}}"
-            self.routes.update({
-                ("GET", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.listing(k, p),
-                ("POST", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.create(k, p),
-                ("GET", item): lambda p, k=kind: sdn.get(k, p[k.id_key], p),
-                ("PUT", item): lambda p, k=kind: sdn.update(k, p[k.id_key], p),
-                ("DELETE", item): lambda p, k=kind: sdn.delete(k, p[k.id_key], p),
-            })
+            self.routes.update(
+                {
+                    ("GET", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.listing(k, p),
+                    ("POST", f"/cluster/sdn/{plural}"): lambda p, k=kind: sdn.create(k, p),
+                    ("GET", item): lambda p, k=kind: sdn.get(k, p[k.id_key], p),
+                    ("PUT", item): lambda p, k=kind: sdn.update(k, p[k.id_key], p),
+                    ("DELETE", item): lambda p, k=kind: sdn.delete(k, p[k.id_key], p),
+                }
+            )
         self.firewall = Firewall(self)
         self.routes.update(self._firewall_routes())
         # Only what this version's API has (no lock or rollback on 8.4).
         self.routes = {key: handler for key, handler in self.routes.items() if self.schema.method(key[1], key[0])}
         self.routes[("GET", "/version")] = lambda p: {
-            "release": self.schema.version, "version": f"{self.schema.version}.0", "repoid": "pvesim"}
+            "release": self.schema.version,
+            "version": f"{self.schema.version}.0",
+            "repoid": "pvesim",
+        }
 
     def _firewall_routes(self):
         fw = self.firewall
@@ -92,13 +97,15 @@ class Api:
             ("/nodes/{node}/firewall/rules", "host", lambda p: {"node": p["node"]}),
         ):
             item = "/cluster/firewall/groups/{group}/{pos}" if scope == "group" else f"{collection}/{{pos}}"
-            routes.update({
-                ("GET", collection): lambda p, s=scope, w=where: fw.list_rules(s, **w(p)),
-                ("POST", collection): lambda p, s=scope, w=where: fw.create_rule(s, p, **w(p)),
-                ("GET", item): lambda p, s=scope, w=where: fw.get_rule(s, p["pos"], **w(p)),
-                ("PUT", item): lambda p, s=scope, w=where: fw.update_rule(s, p["pos"], p, **w(p)),
-                ("DELETE", item): lambda p, s=scope, w=where: fw.delete_rule(s, p["pos"], p, **w(p)),
-            })
+            routes.update(
+                {
+                    ("GET", collection): lambda p, s=scope, w=where: fw.list_rules(s, **w(p)),
+                    ("POST", collection): lambda p, s=scope, w=where: fw.create_rule(s, p, **w(p)),
+                    ("GET", item): lambda p, s=scope, w=where: fw.get_rule(s, p["pos"], **w(p)),
+                    ("PUT", item): lambda p, s=scope, w=where: fw.update_rule(s, p["pos"], p, **w(p)),
+                    ("DELETE", item): lambda p, s=scope, w=where: fw.delete_rule(s, p["pos"], p, **w(p)),
+                }
+            )
         return routes
 
     def _sdn_index(self):

@@ -12,8 +12,8 @@ import sys
 import time
 
 from pvesim.api import Api
-from pvesim.render import node_facts
 from pvesim.errors import PveError
+from pvesim.render import node_facts
 from pvesim.schema import parse_boolean
 
 COMMANDS = {"get": "GET", "set": "PUT", "create": "POST", "delete": "DELETE"}
@@ -43,7 +43,11 @@ def parse_options(args, properties):
         if spec is None and not is_format:
             raise PveError(f"Unknown option: {name}\n400 unable to parse option", usage=True)
         takes_value = not (spec or {}).get("type") == "boolean" and name not in (
-            "noheader", "noborder", "quiet", "human-readable")
+            "noheader",
+            "noborder",
+            "quiet",
+            "human-readable",
+        )
         if inline:
             value = inline
         elif i + 1 < len(args) and (takes_value or not args[i + 1].startswith("-")):
@@ -69,7 +73,8 @@ def parse_options(args, properties):
     fmt = formats.get("output-format", "text")
     if fmt not in OUTPUT_FORMATS:
         raise PveError.parameters(
-            {"output-format": f"value '{fmt}' does not have a value in the enumeration '{', '.join(OUTPUT_FORMATS)}'"})
+            {"output-format": f"value '{fmt}' does not have a value in the enumeration '{', '.join(OUTPUT_FORMATS)}'"}
+        )
     return params, formats
 
 
@@ -150,7 +155,8 @@ def list_children(api, path):
         methods = api.schema.paths[child].get("methods", {})
         caps = ("D" if api.schema.paths[child].get("children") else "-") + "".join(
             flag if method in methods else "-"
-            for flag, method in (("r", "GET"), ("w", "PUT"), ("c", "POST"), ("d", "DELETE")))
+            for flag, method in (("r", "GET"), ("w", "PUT"), ("c", "POST"), ("d", "DELETE"))
+        )
         if name.startswith("{"):
             key = name[1:-1]
             for item in api.call("GET", path, {}):
@@ -182,10 +188,14 @@ def usage(api, path, args):
         if spec is None or options.get("command", command) != command:
             continue
         properties = {k: v for k, v in spec["parameters"].get("properties", {}).items() if k not in path_params}
-        required = " ".join(f"--{k} <{v.get('type', 'string')}>" for k, v in sorted(properties.items())
-                            if not v.get("optional"))
-        out.append(f"USAGE: pvesh {command} {path}" + (f" {required}" if required else "")
-                   + (" [OPTIONS]" if any(v.get("optional") for v in properties.values()) else ""))
+        required = " ".join(
+            f"--{k} <{v.get('type', 'string')}>" for k, v in sorted(properties.items()) if not v.get("optional")
+        )
+        out.append(
+            f"USAGE: pvesh {command} {path}"
+            + (f" {required}" if required else "")
+            + (" [OPTIONS]" if any(v.get("optional") for v in properties.values()) else "")
+        )
         if options.get("verbose"):
             out.append("")
             out.append(f"  {spec.get('description', '')}")
@@ -203,8 +213,12 @@ def log_call(argv, method, path, params, exit_code, started):
     if not log_path:
         return
     record = {
-        "argv": argv, "node": os.environ.get("PVESIM_NODE") or socket.gethostname(),
-        "method": method, "path": path, "params": params, "exit": exit_code,
+        "argv": argv,
+        "node": os.environ.get("PVESIM_NODE") or socket.gethostname(),
+        "method": method,
+        "path": path,
+        "params": params,
+        "exit": exit_code,
         "duration": round(time.monotonic() - started, 4),
     }
     with open(log_path, "a") as handle:
@@ -245,8 +259,9 @@ def main(argv=None):
             raise PveError(f"unknown command 'pvesh {command}'", usage=True)
         method = COMMANDS[command]
         template, path_params, method_schema = api.endpoint(method, path)
-        properties = {k: v for k, v in method_schema["parameters"].get("properties", {}).items()
-                      if k not in path_params}
+        properties = {
+            k: v for k, v in method_schema["parameters"].get("properties", {}).items() if k not in path_params
+        }
         params, formats = parse_options(args, properties)
         result = api.call(method, path, params)
         if isinstance(result, tuple):  # a task: its log goes to stdout before the UPID

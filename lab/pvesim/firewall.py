@@ -12,11 +12,22 @@ import re
 from pvesim.errors import MODIFIED, PveError
 from pvesim.schema import split_list
 
-RULE_OPTIONS = [("-i", "iface"), ("-source", "source"), ("-dest", "dest"), ("-p", "proto"),
-                ("-dport", "dport"), ("-sport", "sport"), ("-log", "log"), ("-icmp-type", "icmp-type")]
+RULE_OPTIONS = [
+    ("-i", "iface"),
+    ("-source", "source"),
+    ("-dest", "dest"),
+    ("-p", "proto"),
+    ("-dport", "dport"),
+    ("-sport", "sport"),
+    ("-log", "log"),
+    ("-icmp-type", "icmp-type"),
+]
 RULE_FIELDS = ["type", "action", "macro", "enable", "comment"] + [key for _, key in RULE_OPTIONS]
-DIRECTIONS = {"cluster": {"in", "out", "forward", "group"}, "host": {"in", "out", "forward", "group"},
-              "group": {"in", "out", "forward"}}
+DIRECTIONS = {
+    "cluster": {"in", "out", "forward", "group"},
+    "host": {"in", "out", "forward", "group"},
+    "group": {"in", "out", "forward"},
+}
 PORT_PROTOCOLS = {"tcp", "udp", "sctp", "udplite", "dccp", "6", "17", "132", "136", "33"}
 MACROS = {m.lower(): m for m in ("SSH", "HTTP", "HTTPS", "DNS", "Ping", "NTP", "SMTP", "BGP", "Ceph")}
 SECTION = re.compile(r"^\[(OPTIONS|ALIASES|RULES|IPSET\s+(\S+)|group\s+(\S+))\]\s*(#\s*(.*))?$", re.I)
@@ -139,13 +150,23 @@ def write_fw(config):
     if config["options"]:
         section("[OPTIONS]", [f"{k}: {v}" for k, v in config["options"].items()])
     if config["aliases"]:
-        section("[ALIASES]", [f"{n} {a['cidr']}" + (f" # {a['comment']}" if a.get("comment") else "")
-                              for n, a in sorted(config["aliases"].items())])
+        section(
+            "[ALIASES]",
+            [
+                f"{n} {a['cidr']}" + (f" # {a['comment']}" if a.get("comment") else "")
+                for n, a in sorted(config["aliases"].items())
+            ],
+        )
     for name, ipset in sorted(config["ipsets"].items()):
         header = f"[IPSET {name}]" + (f" # {ipset['comment']}" if ipset.get("comment") else "")
         entries = sorted(ipset["entries"], key=lambda e: e["cidr"])
-        section(header, [("!" if e.get("nomatch") else "") + e["cidr"]
-                         + (f" # {e['comment']}" if e.get("comment") else "") for e in entries])
+        section(
+            header,
+            [
+                ("!" if e.get("nomatch") else "") + e["cidr"] + (f" # {e['comment']}" if e.get("comment") else "")
+                for e in entries
+            ],
+        )
     if config["rules"]:
         section("[RULES]", [rule_line(r) for r in config["rules"]])
     for name, group in sorted(config["groups"].items()):
@@ -219,8 +240,11 @@ class Firewall:
                 rule["macro"] = MACROS[rule["macro"].lower()]
         for key in ("dport", "sport"):
             if rule.get(key) and str(rule.get("proto", "")).lower() not in PORT_PROTOCOLS:
-                errors["proto"] = f"missing property - '{key}' requires this property" if not rule.get("proto") \
+                errors["proto"] = (
+                    f"missing property - '{key}' requires this property"
+                    if not rule.get("proto")
                     else f"protocol '{rule['proto']}' does not support ports"
+                )
         for key in ("source", "dest"):
             value = rule.get(key) or ""
             if value.startswith("+"):
@@ -284,8 +308,10 @@ class Firewall:
     def list_groups(self, params):
         config = self.load()
         digest = list_digest([{"group": n, "comment": g.get("comment")} for n, g in sorted(config["groups"].items())])
-        return [{"group": n, "digest": digest, **({"comment": g["comment"]} if g.get("comment") else {})}
-                for n, g in sorted(config["groups"].items())]
+        return [
+            {"group": n, "digest": digest, **({"comment": g["comment"]} if g.get("comment") else {})}
+            for n, g in sorted(config["groups"].items())
+        ]
 
     def create_group(self, params):
         config = self.load()
@@ -318,8 +344,10 @@ class Firewall:
 
     def list_ipsets(self, params):
         config = self.load()
-        items = [{"name": n, **({"comment": s["comment"]} if s.get("comment") else {})}
-                 for n, s in sorted(config["ipsets"].items())]
+        items = [
+            {"name": n, **({"comment": s["comment"]} if s.get("comment") else {})}
+            for n, s in sorted(config["ipsets"].items())
+        ]
         digest = list_digest(items)
         return [dict(item, digest=digest) for item in items]
 
@@ -410,7 +438,9 @@ class Firewall:
         if params["name"].lower() in config["aliases"]:
             raise PveError(f"alias '{params['name']}' already exists")
         config["aliases"][params["name"].lower()] = {
-            "cidr": params["cidr"], **({"comment": params["comment"]} if params.get("comment") else {})}
+            "cidr": params["cidr"],
+            **({"comment": params["comment"]} if params.get("comment") else {}),
+        }
         self.save(config)
 
     def get_alias(self, name):

@@ -14,8 +14,10 @@ import subprocess
 FRR_VERSIONS = {"9.1": "10.4.1", "8.4": "8.5.2", "7.4": "8.5.2"}
 DEFAULT_MTU = 1450  # pve-network's assumption: VXLAN over a 1500-byte underlay
 UNREACHABLE_METRIC = 4278198272
-LOCAL_ROUTING = {4: ("10.255.255.1/30", "10.255.255.2/30", "10.255.255.2"),
-                 6: ("fe80::1/126", "fe80::2/126", "fe80::2")}
+LOCAL_ROUTING = {
+    4: ("10.255.255.1/30", "10.255.255.2/30", "10.255.255.2"),
+    6: ("fe80::1/126", "fe80::2/126", "fe80::2"),
+}
 
 
 def _ids(config, kind):
@@ -46,16 +48,23 @@ class Zone:
         self.drops_other_defaults = self.exit_node and (not primary or primary == node)
         self.less_preferred = self.exit_node and bool(primary) and primary != node
         self.local_routing = self.exit_node and bool(int(zone.get("exitnodes-local-routing") or 0))
-        self.vnets = {vnet_id: vnet for vnet_id, vnet in sorted(_ids(config, "vnets").items())
-                      if vnet.get("zone") == name}
-        self.subnets = {subnet_id: subnet for subnet_id, subnet in _ids(config, "subnets").items()
-                        if subnet.get("vnet") in self.vnets}
+        self.vnets = {
+            vnet_id: vnet for vnet_id, vnet in sorted(_ids(config, "vnets").items()) if vnet.get("zone") == name
+        }
+        self.subnets = {
+            subnet_id: subnet
+            for subnet_id, subnet in _ids(config, "subnets").items()
+            if subnet.get("vnet") in self.vnets
+        }
 
 
 def evpn_zones(config, node):
     controllers = _ids(config, "controllers")
-    return [Zone(name, zone, config, node) for name, zone in sorted(_ids(config, "zones").items())
-            if zone.get("type") == "evpn" and controllers.get(zone.get("controller"), {}).get("type") == "evpn"]
+    return [
+        Zone(name, zone, config, node)
+        for name, zone in sorted(_ids(config, "zones").items())
+        if zone.get("type") == "evpn" and controllers.get(zone.get("controller"), {}).get("type") == "evpn"
+    ]
 
 
 def local_address(config, addresses):
@@ -68,6 +77,7 @@ def local_address(config, addresses):
 
 
 # --- /etc/network/interfaces.d/sdn --------------------------------------------------------------
+
 
 def _stanza(name, lines):
     return f"auto {name}\niface {name}\n" + "".join(f"\t{line}\n" for line in lines)
@@ -88,9 +98,12 @@ def _snat(cidr, outgoing):
     tables = "ip6tables" if ipaddress.ip_interface(cidr).version == 6 else "iptables"
     network = ipaddress.ip_interface(cidr).network
     rule = f"-s '{network}' -o {interface} -j SNAT --to-source {address}"
-    return [f"post-up {tables} -t nat -A POSTROUTING {rule}", f"post-down {tables} -t nat -D POSTROUTING {rule}",
-            f"post-up {tables} -t raw -I PREROUTING -i fwbr+ -j CT --zone 1",
-            f"post-down {tables} -t raw -D PREROUTING -i fwbr+ -j CT --zone 1"]
+    return [
+        f"post-up {tables} -t nat -A POSTROUTING {rule}",
+        f"post-down {tables} -t nat -D POSTROUTING {rule}",
+        f"post-up {tables} -t raw -I PREROUTING -i fwbr+ -j CT --zone 1",
+        f"post-down {tables} -t raw -D PREROUTING -i fwbr+ -j CT --zone 1",
+    ]
 
 
 def _vnet_bridge(vnet_id, zone, outgoing):
@@ -121,23 +134,37 @@ def sdn_interfaces(config, node, local_ip, outgoing=None):
             stanzas[vnet_id] = _vnet_bridge(vnet_id, zone, outgoing)
             stanzas[f"vxlan_{vnet_id}"] = _vxlan(vnet["tag"], local_ip, zone)
         verb = "del" if zone.exit_node else "add"
-        stanzas[zone.vrf] = ["vrf-table auto",
-                             f"post-up ip route {verb} vrf {zone.vrf} unreachable default metric {UNREACHABLE_METRIC}"]
-        stanzas[f"vrfbr_{zone.name}"] = [f"bridge-ports vrfvx_{zone.name}", "bridge_stp off", "bridge_fd 0",
-                                         f"mtu {zone.mtu}", f"vrf {zone.vrf}"]
+        stanzas[zone.vrf] = [
+            "vrf-table auto",
+            f"post-up ip route {verb} vrf {zone.vrf} unreachable default metric {UNREACHABLE_METRIC}",
+        ]
+        stanzas[f"vrfbr_{zone.name}"] = [
+            f"bridge-ports vrfvx_{zone.name}",
+            "bridge_stp off",
+            "bridge_fd 0",
+            f"mtu {zone.mtu}",
+            f"vrf {zone.vrf}",
+        ]
         stanzas[f"vrfvx_{zone.name}"] = _vxlan(zone.zone["vrf-vxlan"], local_ip, zone)
         if zone.local_routing:
             versions = {ipaddress.ip_interface(subnet_cidr(i)).version for i in zone.subnets} or {4}
             ends = [LOCAL_ROUTING[v] for v in sorted(versions)]
             peer = f"xvrfp_{zone.name}"
-            stanzas[f"xvrf_{zone.name}"] = (["link-type veth"] + [f"address {e[0]}" for e in ends]
-                                            + [f"veth-peer-name {peer}", f"mtu {zone.mtu + 50}"])
-            stanzas[peer] = (["link-type veth"] + [f"address {e[1]}" for e in ends]
-                             + [f"veth-peer-name xvrf_{zone.name}", f"vrf {zone.vrf}", f"mtu {zone.mtu + 50}"])
+            stanzas[f"xvrf_{zone.name}"] = (
+                ["link-type veth"]
+                + [f"address {e[0]}" for e in ends]
+                + [f"veth-peer-name {peer}", f"mtu {zone.mtu + 50}"]
+            )
+            stanzas[peer] = (
+                ["link-type veth"]
+                + [f"address {e[1]}" for e in ends]
+                + [f"veth-peer-name xvrf_{zone.name}", f"vrf {zone.vrf}", f"mtu {zone.mtu + 50}"]
+            )
     return "#version:1\n\n" + "\n".join(_stanza(name, lines) for name, lines in sorted(stanzas.items()))
 
 
 # --- /etc/frr/frr.conf -----------------------------------------------------------------------
+
 
 def _address_families(blocks):
     """`` !`` / `` address-family <name>`` / lines / `` exit-address-family`` for each block."""
@@ -161,8 +188,14 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
     controller = next(c for c in _ids(config, "controllers").values() if c.get("type") == "evpn")
     asn = controller["asn"]
     peers = [p for p in (controller.get("peers") or "").split(",") if p and p != local_ip]
-    lines = [f"frr version {FRR_VERSIONS[pve_version]}", "frr defaults datacenter", f"hostname {node}",
-             "log syslog informational", "service integrated-vtysh-config", "!"]
+    lines = [
+        f"frr version {FRR_VERSIONS[pve_version]}",
+        "frr defaults datacenter",
+        f"hostname {node}",
+        "log syslog informational",
+        "service integrated-vtysh-config",
+        "!",
+    ]
     all_subnets = {subnet_id: zone.name for zone in zones for subnet_id in zone.subnets}
     for zone in zones:
         lines += [f"vrf {zone.vrf}", f" vni {zone.zone['vrf-vxlan']}"]
@@ -171,13 +204,33 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
             lines += [f" {'ipv6' if ':' in cidr else 'ip'} route {cidr} null0" for cidr in others]
         lines += ["exit-vrf", "!"]
     router_id = [f" bgp router-id {local_ip}", " no bgp hard-administrative-reset"]
-    lines += [f"router bgp {asn}", *router_id, " no bgp default ipv4-unicast", " coalesce-time 1000",
-              " no bgp graceful-restart notification", " neighbor VTEP peer-group", f" neighbor VTEP remote-as {asn}",
-              " neighbor VTEP bfd", *[f" neighbor {peer} peer-group VTEP" for peer in peers]]
+    lines += [
+        f"router bgp {asn}",
+        *router_id,
+        " no bgp default ipv4-unicast",
+        " coalesce-time 1000",
+        " no bgp graceful-restart notification",
+        " neighbor VTEP peer-group",
+        f" neighbor VTEP remote-as {asn}",
+        " neighbor VTEP bfd",
+        *[f" neighbor {peer} peer-group VTEP" for peer in peers],
+    ]
     imports = [f"import vrf {zone.vrf}" for zone in zones if zone.exit_node and not zone.local_routing]
-    lines += _address_families([("ipv4 unicast", imports), ("ipv6 unicast", imports), ("l2vpn evpn", [
-        "neighbor VTEP activate", "neighbor VTEP route-map MAP_VTEP_IN in", "neighbor VTEP route-map MAP_VTEP_OUT out",
-        "advertise-all-vni"])])
+    lines += _address_families(
+        [
+            ("ipv4 unicast", imports),
+            ("ipv6 unicast", imports),
+            (
+                "l2vpn evpn",
+                [
+                    "neighbor VTEP activate",
+                    "neighbor VTEP route-map MAP_VTEP_IN in",
+                    "neighbor VTEP route-map MAP_VTEP_OUT out",
+                    "advertise-all-vni",
+                ],
+            ),
+        ]
+    )
     lines += ["exit", "!"]
     for zone in zones:
         advertise = bool(int(zone.zone.get("advertise-subnets") or 0)) and not zone.exit_node
@@ -192,8 +245,12 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
         lines += _address_families([("ipv4 unicast", connected), ("ipv6 unicast", connected), ("l2vpn evpn", evpn)])
         lines += ["exit", "!"]
     if any(zone.exit_node for zone in zones):
-        lines += ["ip prefix-list only_default seq 1 permit 0.0.0.0/0", "!",
-                  "ipv6 prefix-list only_default_v6 seq 1 permit ::/0", "!"]
+        lines += [
+            "ip prefix-list only_default seq 1 permit 0.0.0.0/0",
+            "!",
+            "ipv6 prefix-list only_default_v6 seq 1 permit ::/0",
+            "!",
+        ]
     match = [" ip address prefix-list only_default", " ipv6 address prefix-list only_default_v6"]
     vtep_in, vtep_out = [], []
     for zone in zones:
@@ -214,6 +271,7 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
 
 # --- the node's own facts, as pve-network reads them -------------------------------------------
 
+
 def _ip_json(*args):
     try:
         result = subprocess.run(["ip", "-j", *args], capture_output=True, text=True, check=False)
@@ -230,6 +288,8 @@ def node_facts():
     outgoing = None
     if default:
         link = next((l for l in links if l.get("ifname") == default["dev"]), {})
-        ipv4 = [a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet" and a.get("scope") == "global"]
+        ipv4 = [
+            a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet" and a.get("scope") == "global"
+        ]
         outgoing = [default["dev"], ipv4[0]] if ipv4 else None
     return {"addresses": addresses, "outgoing": outgoing}

@@ -12,8 +12,11 @@ import re
 
 from pvesim.errors import PveError
 
-SCHEMA_FILES = {"9.1": "schema-sdn-firewall.json", "8.4": "schema-sdn-firewall.pve8.4.json",
-                "7.4": "schema-sdn-firewall.pve7.4.json"}
+SCHEMA_FILES = {
+    "9.1": "schema-sdn-firewall.json",
+    "8.4": "schema-sdn-firewall.pve8.4.json",
+    "7.4": "schema-sdn-firewall.pve7.4.json",
+}
 DEFAULT_SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "pve-api"
 
 
@@ -133,8 +136,14 @@ FORMATS = {
     "ipv6": (lambda v: _ip(v, 6), "value does not look like a valid IPv6 address"),
     "CIDR": (_cidr, "value does not look like a valid CIDR network"),
     "IPorCIDR": (lambda v: _ip(v) or _cidr(v), "value does not look like a valid IP address or CIDR network"),
-    "IPorCIDRorAlias": (lambda v: _ip(v) or _cidr(v) or bool(ALIAS.match(v)), "value does not look like a valid IP address, CIDR network or alias"),
-    "mac-addr": (lambda v: bool(MAC.match(v)) and int(v[:2], 16) & 1 == 0, "value does not look like a valid unicast MAC address"),
+    "IPorCIDRorAlias": (
+        lambda v: _ip(v) or _cidr(v) or bool(ALIAS.match(v)),
+        "value does not look like a valid IP address, CIDR network or alias",
+    ),
+    "mac-addr": (
+        lambda v: bool(MAC.match(v)) and int(v[:2], 16) & 1 == 0,
+        "value does not look like a valid unicast MAC address",
+    ),
     "pve-configid": (lambda v: bool(CONFIGID.match(v)), "invalid configuration ID '{v}'"),
     "pve-node": (lambda v: bool(NODE.match(v)), "value does not look like a valid node name"),
     "pve-iface": (lambda v: bool(IFACE.match(v)) and 2 <= len(v) <= 20, "invalid network interface name '{v}'"),
@@ -142,17 +151,31 @@ FORMATS = {
     "pve-vmid": (lambda v: v.isdigit() and 100 <= int(v) <= 999999999, "value does not look like a valid VM ID"),
     "pve-sdn-ipam-id": (lambda v: bool(CONTROLLER.match(v)), "ipam ID '{v}' contains illegal characters"),
     "pve-sdn-dns-id": (lambda v: bool(CONTROLLER.match(v)), "dns ID '{v}' contains illegal characters"),
-    "pve-sdn-fabric-id": (lambda v: bool(re.match(r"^[a-z][a-z0-9]{0,7}$", v, re.I)), "fabric ID '{v}' contains illegal characters"),
+    "pve-sdn-fabric-id": (
+        lambda v: bool(re.match(r"^[a-z][a-z0-9]{0,7}$", v, re.I)),
+        "fabric ID '{v}' contains illegal characters",
+    ),
     "pve-sdn-subnet-id": (_subnet_id, "value does not look like a valid CIDR network"),
     "pve-sdn-bgp-rt": (_bgp_rt, "value does not look like a valid bgp route-target"),
-    "pve-sdn-isis-net": (lambda v: bool(re.match(r"^[a-f0-9]{2}(\.[a-f0-9]{4}){3,9}\.[a-f0-9]{2}$", v, re.I)), "value does not look like a valid ISIS net"),
-    "pve-sdn-dhcp-range": (lambda v: bool(re.match(r"^start-address=[^,]+,end-address=[^,]+$", v)), "invalid dhcp-range"),
+    "pve-sdn-isis-net": (
+        lambda v: bool(re.match(r"^[a-f0-9]{2}(\.[a-f0-9]{4}){3,9}\.[a-f0-9]{2}$", v, re.I)),
+        "value does not look like a valid ISIS net",
+    ),
+    "pve-sdn-dhcp-range": (
+        lambda v: bool(re.match(r"^start-address=[^,]+,end-address=[^,]+$", v)),
+        "invalid dhcp-range",
+    ),
     "pve-fw-addr-spec": (_addr_spec, "value does not look like a valid address specification"),
     "pve-fw-dport-spec": (_port_spec, "invalid port '{v}'"),
     "pve-fw-sport-spec": (_port_spec, "invalid port '{v}'"),
     "pve-fw-protocol-spec": (lambda v: v.lower() in PROTOCOLS or v.isdigit(), "unknown protocol '{v}'"),
     "pve-fw-icmp-type-spec": (lambda v: bool(re.match(r"^[a-z0-9/-]+$", v, re.I)), "invalid icmp-type '{v}'"),
-    "pve-fw-conntrack-helper": (lambda v: all(h in {"amanda", "ftp", "irc", "netbios-ns", "pptp", "sane", "sip", "snmp", "tftp"} for h in v.split(",")), "invalid conntrack helper"),
+    "pve-fw-conntrack-helper": (
+        lambda v: all(
+            h in {"amanda", "ftp", "irc", "netbios-ns", "pptp", "sane", "sip", "snmp", "tftp"} for h in v.split(",")
+        ),
+        "invalid conntrack helper",
+    ),
 }
 
 

@@ -24,17 +24,25 @@ def zone_types(version):
     return {
         "evpn": {
             "required": ["controller", "vrf-vxlan"],
-            "optional": COMMON_ZONE + [
-                "exitnodes", "exitnodes-local-routing", "exitnodes-primary", "advertise-subnets",
-                "disable-arp-nd-suppression", "bridge-disable-mac-learning", "rt-import",
-                "vxlan-port", "mac",
+            "optional": COMMON_ZONE
+            + [
+                "exitnodes",
+                "exitnodes-local-routing",
+                "exitnodes-primary",
+                "advertise-subnets",
+                "disable-arp-nd-suppression",
+                "bridge-disable-mac-learning",
+                "rt-import",
+                "vxlan-port",
+                "mac",
             ],
         },
         "simple": {"required": [], "optional": COMMON_ZONE + ["dhcp"]},
         "vlan": {"required": ["bridge"], "optional": COMMON_ZONE + ["bridge-disable-mac-learning"]},
         "vxlan": {
             "required": [] if pve9 else ["peers"],
-            "optional": COMMON_ZONE + ["vxlan-port", "bridge-disable-mac-learning"]
+            "optional": COMMON_ZONE
+            + ["vxlan-port", "bridge-disable-mac-learning"]
             + (["peers", "fabric"] if pve9 else []),
         },
     }
@@ -43,10 +51,11 @@ def zone_types(version):
 def controller_types(version):
     pve9 = version.startswith("9")
     return {
-        "evpn": {"required": ["asn"] + ([] if pve9 else ["peers"]),
-                 "optional": ["peers", "fabric"] if pve9 else []},
-        "bgp": {"required": ["asn", "node", "peers"],
-                "optional": ["ebgp", "ebgp-multihop", "loopback", "bgp-multipath-as-path-relax"]},
+        "evpn": {"required": ["asn"] + ([] if pve9 else ["peers"]), "optional": ["peers", "fabric"] if pve9 else []},
+        "bgp": {
+            "required": ["asn", "node", "peers"],
+            "optional": ["ebgp", "ebgp-multihop", "loopback", "bgp-multipath-as-path-relax"],
+        },
         "isis": {"required": ["isis-domain", "isis-ifaces", "isis-net", "node"], "optional": ["loopback"]},
     }
 
@@ -100,8 +109,12 @@ class Sdn:
     def _value_types(self):
         """integer/boolean properties, from the create methods of the schema."""
         types = {}
-        for template in ("/cluster/sdn/zones", "/cluster/sdn/controllers", "/cluster/sdn/vnets",
-                         "/cluster/sdn/vnets/{vnet}/subnets"):
+        for template in (
+            "/cluster/sdn/zones",
+            "/cluster/sdn/controllers",
+            "/cluster/sdn/vnets",
+            "/cluster/sdn/vnets/{vnet}/subnets",
+        ):
             method = self.api.schema.method(template, "POST")
             for name, spec in method["parameters"]["properties"].items():
                 types[name] = spec.get("type")
@@ -156,8 +169,7 @@ class Sdn:
 
     def lock(self, params):
         if self.store.read_text("sdn/.lock"):
-            raise PveError("could not acquire lock for SDN config: "
-                           + perl_die("global SDN lock is already held"))
+            raise PveError("could not acquire lock for SDN config: " + perl_die("global SDN lock is already held"))
         if not params.get("allow-pending") and self.pending_changes():
             raise PveError("could not acquire lock for SDN config: configuration has pending changes")
         token = _uuid7()
@@ -188,7 +200,7 @@ class Sdn:
         entry = self.typed(section)
         for key in LIST_KEYS:
             if key in entry:
-                entry[key] = {node: 1 for node in split_list(entry[key])}
+                entry[key] = dict.fromkeys(split_list(entry[key]), 1)
         if kind.plural == "subnets":
             entry.pop("dhcp-range", None)
             if "dhcp-range" in section:
@@ -226,11 +238,15 @@ class Sdn:
             current = self._to_running(kind, sections[ident]) if ident in sections else None
             old = running.get(ident)
             if old is None:
-                item = {"type": current["type"], "state": "new",
-                        "pending": {k: v for k, v in self.typed(sections[ident]).items() if k != "type"}}
+                item = {
+                    "type": current["type"],
+                    "state": "new",
+                    "pending": {k: v for k, v in self.typed(sections[ident]).items() if k != "type"},
+                }
                 if kind.plural in ("vnets", "subnets"):
                     item["vnet" if kind.plural == "subnets" else "zone"] = current.get(
-                        "vnet" if kind.plural == "subnets" else "zone")
+                        "vnet" if kind.plural == "subnets" else "zone"
+                    )
             elif current is None:
                 item = dict(old, state="deleted", pending={})
             else:
@@ -259,8 +275,7 @@ class Sdn:
             item["digest"] = file_digest
         if kind.plural == "subnets":
             zone, network, mask = ident.rsplit("-", 2)[0], *ident.rsplit("-", 2)[1:]
-            item.update(id=ident, subnet=ident, cidr=f"{network}/{mask}", zone=zone,
-                        network=network, mask=mask)
+            item.update(id=ident, subnet=ident, cidr=f"{network}/{mask}", zone=zone, network=network, mask=mask)
         return item
 
     def listing(self, kind, params, vnet=None):
@@ -448,7 +463,8 @@ class Sdn:
                 other_zone = zones.get(other.get("zone"), {})
                 if other_id != ident and other.get("tag") == tag and other_zone.get("type") in ("evpn", "vxlan"):
                     raise PveError.parameters(
-                        {"tag": f"vxlan tag {tag} already exist in vnet {other_id} in zone {other['zone']} "})
+                        {"tag": f"vxlan tag {tag} already exist in vnet {other_id} in zone {other['zone']} "}
+                    )
         elif zone["type"] == "vlan":
             if tag is None:
                 raise PveError.parameters({"tag": "missing vlan tag"})
@@ -493,8 +509,7 @@ class Sdn:
 
         self.in_lock("could not commit SDN config", params, commit)
         node = self.api.node
-        upid = "UPID:{}:{:08X}:{:08X}:{:08X}:reloadnetworkall::root@pam:".format(
-            node, os.getpid(), int(time.monotonic() * 100) & 0xFFFFFFFF, int(time.time()))
+        upid = f"UPID:{node}:{os.getpid():08X}:{int(time.monotonic() * 100) & 0xFFFFFFFF:08X}:{int(time.time()):08X}:reloadnetworkall::root@pam:"
         log = []
         for member in self.store.nodes():
             log.append(f"{member}: reloading network config")
@@ -512,10 +527,12 @@ class Sdn:
         if local_ip is None:
             return [f"{node}: none of its addresses is a peer of the EVPN controller, nothing rendered"]
         outgoing = tuple(facts["outgoing"]) if facts["outgoing"] else None
-        self.store.write_text(f"nodes/{node}/etc/network/interfaces.d/sdn",
-                              render.sdn_interfaces(config, node, local_ip, outgoing))
-        self.store.write_text(f"nodes/{node}/etc/frr/frr.conf",
-                              render.frr_config(config, node, local_ip, self.api.schema.version))
+        self.store.write_text(
+            f"nodes/{node}/etc/network/interfaces.d/sdn", render.sdn_interfaces(config, node, local_ip, outgoing)
+        )
+        self.store.write_text(
+            f"nodes/{node}/etc/frr/frr.conf", render.frr_config(config, node, local_ip, self.api.schema.version)
+        )
         return []
 
 

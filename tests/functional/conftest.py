@@ -1,7 +1,8 @@
 import pytest
 from saltfactories.utils.functional import Loaders
-from emulated_pve import emulator_path
+
 from checkout_config import checkout_config
+from emulated_pve import emulator_path
 
 
 @pytest.fixture(scope="module")
@@ -13,9 +14,7 @@ def minion_id():
 def loaders(salt_factories, minion_id):
     """Salt's loaders for ``minion_id`` on the checkout's tree, with the emulator as its pvesh
     (pvesdn loads only where pvesh is on PATH)."""
-    factory = salt_factories.salt_minion_daemon(
-        minion_id, overrides=checkout_config("minion", id=minion_id)
-    )
+    factory = salt_factories.salt_minion_daemon(minion_id, overrides=checkout_config("minion", id=minion_id))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", emulator_path())
         yield Loaders(factory.config.copy())

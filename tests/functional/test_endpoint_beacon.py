@@ -43,11 +43,14 @@ def functions(loaders, calls, interface):
     """The real evpn model on the checkout's pillar; the side effects recorded."""
     evpn = loaders.modules.evpn
     return {
-        "evpn.members": evpn.members, "evpn.config": evpn.config, "evpn.node": evpn.node,
+        "evpn.members": evpn.members,
+        "evpn.config": evpn.config,
+        "evpn.node": evpn.node,
         "evpn.endpoint_names": evpn.endpoint_names,
         "wireguard.link": interface.get,
-        "wireguard.refresh_endpoints": lambda name, force=False: calls.append(("refresh", name, force))
-        or {"changed": {}, "unresolved": []},
+        "wireguard.refresh_endpoints": lambda name, force=False: (
+            calls.append(("refresh", name, force)) or {"changed": {}, "unresolved": []}
+        ),
         "event.send": lambda tag, data: calls.append(("event", tag, data)) or True,
     }
 
@@ -111,12 +114,15 @@ def test_idle_without_the_interface(beacon, interface, dns, calls):
     assert calls == []
 
 
-@pytest.mark.parametrize("config, valid", [
-    ([{"interval": 5}], True),
-    ([{"interval": 5}, {"enabled": False}], True),
-    ([], True),
-    ([{"names": ["x.example.net"]}], False),
-    ({"interval": 5}, False),
-])
+@pytest.mark.parametrize(
+    "config, valid",
+    [
+        ([{"interval": 5}], True),
+        ([{"interval": 5}, {"enabled": False}], True),
+        ([], True),
+        ([{"names": ["x.example.net"]}], False),
+        ({"interval": 5}, False),
+    ],
+)
 def test_validate(beacon, config, valid):
     assert beacon["evpn_endpoint.validate"](config)[0] is valid

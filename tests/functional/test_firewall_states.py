@@ -5,6 +5,7 @@ example pillar gives roz the management network 192.168.2.0/24 and leaves the sw
 """
 
 import pytest
+
 from support.pve import PVE_API, pvesh, pvesh_calls, pvesh_writes
 
 CLUSTER_FW = """[IPSET evpn-management] # evpn: networks that manage this cluster
@@ -95,11 +96,35 @@ def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
     pvesh("create", "/cluster/firewall/ipset", "--name", "office")
     pvesh("create", "/cluster/firewall/ipset/office", "--cidr", "192.0.2.0/28")
     pvesh("create", "/cluster/firewall/groups", "--group", "web")
-    pvesh("create", "/cluster/firewall/groups/web", "--type", "in", "--action", "ACCEPT", "--proto", "tcp",
-          "--dport", "443", "--enable", "1")
+    pvesh(
+        "create",
+        "/cluster/firewall/groups/web",
+        "--type",
+        "in",
+        "--action",
+        "ACCEPT",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
+        "--enable",
+        "1",
+    )
     for comment, action in (("user: last", "DROP"), ("user: second", "ACCEPT"), ("user: first", "ACCEPT")):
-        pvesh("create", "/cluster/firewall/rules", "--type", "in", "--action", action, "--source", "+office",
-              "--enable", "1", "--comment", comment)
+        pvesh(
+            "create",
+            "/cluster/firewall/rules",
+            "--type",
+            "in",
+            "--action",
+            action,
+            "--source",
+            "+office",
+            "--enable",
+            "1",
+            "--comment",
+            comment,
+        )
     pvesh("create", "/cluster/firewall/rules", "--type", "group", "--action", "web", "--enable", "1")
     states = _apply(loaders)
     assert all(s["result"] is True for s in states.values()), states
@@ -119,16 +144,29 @@ def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
 
 def test_a_rule_edited_or_moved_by_hand_is_put_back(loaders, cluster, log):
     _apply(loaders)
-    pvesh("create", "/cluster/firewall/rules", "--type", "in", "--action", "DROP", "--enable", "1",
-          "--comment", "user: drop all")
+    pvesh(
+        "create",
+        "/cluster/firewall/rules",
+        "--type",
+        "in",
+        "--action",
+        "DROP",
+        "--enable",
+        "1",
+        "--comment",
+        "user: drop all",
+    )
     pvesh("set", "/cluster/firewall/rules/2", "--dport", "51999")  # ours, now at 2
     pvesh("set", "/cluster/firewall/rules/1", "--moveto", "5")  # management to the end
     log.unlink()
     states = _apply(loaders)
     changes = states["evpn-firewall-rules"]["changes"]
-    assert changes["updated"] == [{
-        "old": "IN ACCEPT -p udp -dport 51999 # evpn-wireguard: WireGuard underlay (peers may move)",
-        "new": "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)"}]
+    assert changes["updated"] == [
+        {
+            "old": "IN ACCEPT -p udp -dport 51999 # evpn-wireguard: WireGuard underlay (peers may move)",
+            "new": "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)",
+        }
+    ]
     assert changes["rules"]["old"][4].endswith("# evpn-management: management access (SSH, web UI)")
     # One update and four moves: ours go back above the user's rule, which is not moved itself.
     assert [w[0] for w in pvesh_writes(log)] == ["PUT"] * 5
@@ -153,7 +191,8 @@ def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
     states = _apply(loaders, pillar={"evpn": {"sites": {"krk": krk, "roz": {"firewall": {"management": []}}}}})
     assert states["evpn-firewall-ipset-evpn-wireguard"]["changes"] == {"added": ["10.3.0.1"]}
     assert states["evpn-firewall-rules"]["changes"]["rules"]["old"][0] == (
-        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)")
+        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)"
+    )
     assert pvesh_writes(log).count(("DELETE", "/cluster/firewall/rules/0")) == 1
     assert _rule_lines(cluster)[0].startswith("IN ACCEPT -p udp -dport 51820")
 
@@ -183,5 +222,8 @@ def test_without_forward_rules_the_sdn_group_allows_in_only(loaders, cluster):
     assert all(s["result"] is True for s in states.values()), states
     assert "has no forward firewall rules" in states["evpn-firewall-no-forward-rules"]["comment"]
     text = (cluster / "firewall" / "cluster.fw").read_text()
-    assert "[group evpn-sdn] # evpn: traffic of the SDN subnets\n\nIN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host\n\n" in text
+    assert (
+        "[group evpn-sdn] # evpn: traffic of the SDN subnets\n\nIN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host\n\n"
+        in text
+    )
     assert "FORWARD" not in text

@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 import yaml
+
 from support.federation import REPO
 from support.saltconfig import salt_call as checkout_salt_call
 
@@ -71,9 +72,7 @@ def test_state_run_on_a_broken_pillar_fails_and_runs_nothing_else(salt_call, bro
     assert proc.returncode != 0
     states = _local(proc)
     assert [s["__id__"] for s in states.values()] == ["evpn-pillar-invalid"]
-    assert "evpn:sites:wro:nodes:pve-wro1:endpiont: unknown key 'endpiont'" in next(
-        iter(states.values())
-    )["comment"]
+    assert "evpn:sites:wro:nodes:pve-wro1:endpiont: unknown key 'endpiont'" in next(iter(states.values()))["comment"]
 
 
 def test_file_server_holds_the_state_tree_and_modules_only(salt_call):

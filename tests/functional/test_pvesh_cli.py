@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import yaml
+
 from support.federation import REPO
 
 PVESH = REPO / "lab" / "bin" / "pvesh"
@@ -16,27 +17,77 @@ USAGE = "\n\npvesh create <api_path> [OPTIONS] [FORMAT_OPTIONS]\n"
 
 @pytest.fixture
 def pvesh(tmp_path, pve_version):
-    env = {**os.environ, "PVESIM_ROOT": str(tmp_path / "cluster"), "PVESIM_NODE": "pve1",
-           "PVESIM_VERSION": pve_version, "PVESIM_LOG": str(tmp_path / "pvesh.log")}
+    env = {
+        **os.environ,
+        "PVESIM_ROOT": str(tmp_path / "cluster"),
+        "PVESIM_NODE": "pve1",
+        "PVESIM_VERSION": pve_version,
+        "PVESIM_LOG": str(tmp_path / "pvesh.log"),
+    }
 
     def run(*args, **extra_env):
-        return subprocess.run([sys.executable, str(PVESH), *args], env={**env, **extra_env},
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, str(PVESH), *args],
+            env={**env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     run.log = tmp_path / "pvesh.log"
     return run
 
 
 def _controller_and_zone(pvesh):
-    assert pvesh("create", "/cluster/sdn/controllers", "--controller", "evpnctl", "--type", "evpn",
-                 "--asn", "65000", "--peers", "10.1.0.1", "--peers", "10.2.0.1").returncode == 0
-    return pvesh("create", "/cluster/sdn/zones", "--zone", "evpn", "--type", "evpn", "--controller", "evpnctl",
-                 "--vrf-vxlan", "10000", "--exitnodes-local-routing", "0")
+    assert (
+        pvesh(
+            "create",
+            "/cluster/sdn/controllers",
+            "--controller",
+            "evpnctl",
+            "--type",
+            "evpn",
+            "--asn",
+            "65000",
+            "--peers",
+            "10.1.0.1",
+            "--peers",
+            "10.2.0.1",
+        ).returncode
+        == 0
+    )
+    return pvesh(
+        "create",
+        "/cluster/sdn/zones",
+        "--zone",
+        "evpn",
+        "--type",
+        "evpn",
+        "--controller",
+        "evpnctl",
+        "--vrf-vxlan",
+        "10000",
+        "--exitnodes-local-routing",
+        "0",
+    )
 
 
 def test_the_zone_option_pve_knows_and_the_one_it_refuses(pvesh):
-    refused = pvesh("create", "/cluster/sdn/zones", "--zone", "evpn", "--type", "evpn", "--controller",
-                    "evpnctl", "--vrf-vxlan", "10000", "--exit_nodes_local_routing", "0")
+    refused = pvesh(
+        "create",
+        "/cluster/sdn/zones",
+        "--zone",
+        "evpn",
+        "--type",
+        "evpn",
+        "--controller",
+        "evpnctl",
+        "--vrf-vxlan",
+        "10000",
+        "--exit_nodes_local_routing",
+        "0",
+    )
     assert (refused.returncode, refused.stdout) == (255, "")
     assert refused.stderr == "Unknown option: exit_nodes_local_routing\n400 unable to parse option" + USAGE
     created = _controller_and_zone(pvesh)
@@ -46,10 +97,11 @@ def test_the_zone_option_pve_knows_and_the_one_it_refuses(pvesh):
 def test_parameter_errors_on_stderr_with_usage(pvesh):
     proc = pvesh("create", "/cluster/sdn/vnets", "--vnet", "toolongvnet", "--zone", "evpn", "--tag", "x")
     assert proc.returncode == 255
-    assert proc.stderr == ("400 Parameter verification failed.\n"
-                           "tag: type check ('integer') failed - got 'x'\n"
-                           "vnet: invalid format - vnet ID 'toolongvnet' can't be more length than 8 characters"
-                           + USAGE)
+    assert proc.stderr == (
+        "400 Parameter verification failed.\n"
+        "tag: type check ('integer') failed - got 'x'\n"
+        "vnet: invalid format - vnet ID 'toolongvnet' can't be more length than 8 characters" + USAGE
+    )
 
 
 def test_unknown_path_exit_1(pvesh):
@@ -64,7 +116,9 @@ def test_output_formats(pvesh):
     pretty = pvesh("get", "/cluster/sdn/controllers/evpnctl", "--output-format", "json-pretty").stdout
     assert pretty.startswith('{\n   "asn" : 65000,\n   "controller" : "evpnctl",')
     assert json.loads(pretty) == json.loads(one_line)[0]
-    assert yaml.safe_load(pvesh("get", "/cluster/sdn/controllers", "--output-format", "yaml").stdout) == json.loads(one_line)
+    assert yaml.safe_load(pvesh("get", "/cluster/sdn/controllers", "--output-format", "yaml").stdout) == json.loads(
+        one_line
+    )
     table = pvesh("get", "/cluster/sdn/controllers/evpnctl").stdout
     assert "| peers " in table and "10.1.0.1,10.2.0.1" in table
     applied = pvesh("set", "/cluster/sdn")
@@ -85,7 +139,10 @@ def test_log_one_line_per_call(pvesh):
     pvesh("get", "/cluster/sdn/zones", "--pending", "1")
     records = [json.loads(line) for line in pvesh.log.read_text().splitlines()]
     assert [(r["method"], r["path"], r["exit"]) for r in records] == [
-        ("POST", "/cluster/sdn/controllers", 0), ("POST", "/cluster/sdn/zones", 0), ("GET", "/cluster/sdn/zones", 0)]
+        ("POST", "/cluster/sdn/controllers", 0),
+        ("POST", "/cluster/sdn/zones", 0),
+        ("GET", "/cluster/sdn/zones", 0),
+    ]
     assert records[0]["params"]["peers"] == "10.1.0.1,10.2.0.1"
     assert records[2]["argv"] == ["get", "/cluster/sdn/zones", "--pending", "1"]
     assert all(r["node"] == "pve1" and r["duration"] >= 0 for r in records)
@@ -94,8 +151,10 @@ def test_log_one_line_per_call(pvesh):
 def test_fault_injection_fails_the_nth_matching_call(pvesh):
     _controller_and_zone(pvesh)
     rule = {"PVESIM_FAIL": "POST:/cluster/sdn/vnets:2"}
-    results = [pvesh("create", "/cluster/sdn/vnets", "--vnet", f"v{i}", "--zone", "evpn", "--tag", str(i), **rule)
-               for i in (1, 2, 3)]
+    results = [
+        pvesh("create", "/cluster/sdn/vnets", "--vnet", f"v{i}", "--zone", "evpn", "--tag", str(i), **rule)
+        for i in (1, 2, 3)
+    ]
     assert [r.returncode for r in results] == [0, 255, 0]
     assert "injected failure of POST /cluster/sdn/vnets" in results[1].stderr
     vnets = json.loads(pvesh("get", "/cluster/sdn/vnets", "--output-format", "json").stdout)
@@ -111,8 +170,14 @@ def test_delay_is_added_to_every_call(pvesh):
 def test_concurrent_writers_lose_nothing(pvesh):
     _controller_and_zone(pvesh)
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        procs = list(pool.map(lambda i: pvesh("create", "/cluster/sdn/vnets", "--vnet", f"v{i}", "--zone", "evpn",
-                                              "--tag", str(100 + i)), range(16)))
+        procs = list(
+            pool.map(
+                lambda i: pvesh(
+                    "create", "/cluster/sdn/vnets", "--vnet", f"v{i}", "--zone", "evpn", "--tag", str(100 + i)
+                ),
+                range(16),
+            )
+        )
     assert [p.returncode for p in procs] == [0] * 16, [p.stderr for p in procs if p.returncode]
     vnets = json.loads(pvesh("get", "/cluster/sdn/vnets", "--output-format", "json").stdout)
     assert sorted(v["vnet"] for v in vnets) == sorted(f"v{i}" for i in range(16))

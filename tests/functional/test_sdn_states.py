@@ -6,6 +6,7 @@ loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's
 import json
 
 import pytest
+
 from support.pve import pvesh, pvesh_calls, pvesh_writes, sdn_objects
 
 SDN_STATES = ("pvesdn_|-",)
@@ -43,20 +44,34 @@ def test_test_mode_writes_nothing_and_predicts_the_real_run(loaders, version, tm
     assert all(s["result"] is True for s in done.values()), done
     assert _changes(done) == _changes(predicted)
     assert _changes(done)["evpn-sdn-zone-evpn"]["new"] == {
-        "type": "evpn", "controller": "evpnctl", "vrf-vxlan": 10000, "exitnodes": "pve-roz1",
-        "exitnodes-local-routing": 0, "advertise-subnets": 1, "mtu": 1370}
+        "type": "evpn",
+        "controller": "evpnctl",
+        "vrf-vxlan": 10000,
+        "exitnodes": "pve-roz1",
+        "exitnodes-local-routing": 0,
+        "advertise-subnets": 1,
+        "mtu": 1370,
+    }
 
 
 def test_cluster_holds_exactly_the_pillar_applied(loaders, version, cluster):
     _apply(loaders)
     objects = sdn_objects()
     assert {c: sorted(o) for c, o in objects.items()} == {
-        "controllers": ["evpnctl"], "zones": ["evpn"], "vnets": ["roz1"], "subnets": ["evpn-10.1.1.0-24"]}
+        "controllers": ["evpnctl"],
+        "zones": ["evpn"],
+        "vnets": ["roz1"],
+        "subnets": ["evpn-10.1.1.0-24"],
+    }
     assert not any("state" in item for items in objects.values() for item in items.values()), "all applied"
     controller, zone = objects["controllers"]["evpnctl"], objects["zones"]["evpn"]
     assert (controller["asn"], controller["peers"]) == (65000, "10.1.0.1,10.2.0.1")
     assert (zone["exitnodes"], zone["exitnodes-local-routing"], zone["mtu"], zone["vrf-vxlan"]) == (
-        "pve-roz1", 0, 1370, 10000)
+        "pve-roz1",
+        0,
+        1370,
+        10000,
+    )
     assert objects["vnets"]["roz1"]["tag"] == 11001
     subnet = objects["subnets"]["evpn-10.1.1.0-24"]
     assert (subnet["snat"], subnet["gateway"], subnet["vnet"]) == (1, "10.1.1.1", "roz1")
@@ -71,8 +86,11 @@ def test_second_run_changes_nothing_and_reads_each_collection_once(loaders, vers
     calls = _calls(tmp_path)
     assert [c["method"] for c in calls] == ["GET"] * len(calls)
     paths = [c["path"] for c in calls]
-    assert sorted(paths) == sorted(set(paths)) == [
-        "/cluster/sdn/controllers", "/cluster/sdn/vnets", "/cluster/sdn/vnets/roz1/subnets", "/cluster/sdn/zones"]
+    assert (
+        sorted(paths)
+        == sorted(set(paths))
+        == ["/cluster/sdn/controllers", "/cluster/sdn/vnets", "/cluster/sdn/vnets/roz1/subnets", "/cluster/sdn/zones"]
+    )
 
 
 def test_a_change_sends_only_what_differs(loaders, version, tmp_path):
@@ -80,10 +98,14 @@ def test_a_change_sends_only_what_differs(loaders, version, tmp_path):
     (tmp_path / "pvesh.log").unlink()
     states = _apply(loaders, pillar={"evpn": {"zone": {"mtu": 1300}}})
     assert states["evpn-sdn-zone-evpn"]["changes"] == {
-        "mtu": {"old": 1370, "new": 1300}, "exitnodes-primary": {"old": "pve-roz1", "new": None}}
+        "mtu": {"old": 1370, "new": 1300},
+        "exitnodes-primary": {"old": "pve-roz1", "new": None},
+    }
     (update,) = [c for c in _calls(tmp_path) if c["method"] == "PUT" and c["path"] == "/cluster/sdn/zones/evpn"]
     assert {k: v for k, v in update["params"].items() if k != "lock-token"} == {
-        "mtu": "1300", "delete": "exitnodes-primary"}
+        "mtu": "1300",
+        "delete": "exitnodes-primary",
+    }
     assert ("PUT", "/cluster/sdn") in _writes(tmp_path)
 
 
@@ -97,8 +119,7 @@ WRITE_STEPS = [
 
 
 @pytest.mark.parametrize("rule", WRITE_STEPS)
-def test_a_failed_write_applies_nothing_and_the_next_run_converges(
-        loaders, version, cluster, monkeypatch, rule):
+def test_a_failed_write_applies_nothing_and_the_next_run_converges(loaders, version, cluster, monkeypatch, rule):
     monkeypatch.setenv("PVESIM_FAIL", rule)
     states = _apply(loaders)
     failed = [s for s in states.values() if s["result"] is False]
@@ -139,8 +160,10 @@ def test_objects_the_pillar_does_not_name(loaders, version, prune):
         assert "extra" not in objects["vnets"] and "evpn-10.1.9.0-24" not in objects["subnets"]
     else:
         assert pruned["result"] is True and pruned["changes"] == {}
-        assert pruned["comment"] == ("Unmanaged in SDN zone evpn, left alone (set evpn:prune: true to remove): "
-                                     "vnet extra, subnet evpn-10.1.9.0-24")
+        assert pruned["comment"] == (
+            "Unmanaged in SDN zone evpn, left alone (set evpn:prune: true to remove): "
+            "vnet extra, subnet evpn-10.1.9.0-24"
+        )
         assert "extra" in objects["vnets"] and "evpn-10.1.9.0-24" in objects["subnets"]
 
 
@@ -152,8 +175,9 @@ def test_invalid_pillar_writes_nothing(loaders, version, tmp_path):
 
 def test_only_the_sites_leader_writes(loaders, version, tmp_path):
     other = {"address": "10.1.0.2", "endpoint": "roz2.example.net"}
-    ret = loaders.modules.state.apply("evpn.sdn", pillar={"evpn": {"sites": {"roz": {
-        "nodes": {"pve-roz2": other}, "sdn_leader": "pve-roz2"}}}}).raw
+    ret = loaders.modules.state.apply(
+        "evpn.sdn", pillar={"evpn": {"sites": {"roz": {"nodes": {"pve-roz2": other}, "sdn_leader": "pve-roz2"}}}}
+    ).raw
     (state,) = [s for s in ret.values() if s["__id__"] == "evpn-sdn"]
     assert state["comment"] == "The SDN configuration of site roz is written by its leader pve-roz2"
     assert _calls(tmp_path) == []
@@ -170,7 +194,11 @@ def test_absent_states(loaders, version, tmp_path):
     assert done.result is True and done.changes == predicted.changes
     assert sdn_objects()["subnets"]["evpn-10.1.1.0-24"]["state"] == "deleted"
     assert states.subnet_absent(**subnet).changes == {}
-    for state, name in ((states.vnet_absent, "roz1"), (states.zone_absent, "evpn"), (states.controller_absent, "evpnctl")):
+    for state, name in (
+        (states.vnet_absent, "roz1"),
+        (states.zone_absent, "evpn"),
+        (states.controller_absent, "evpnctl"),
+    ):
         assert state(name=name).result is True
     assert states.applied(name="roz").changes == {"applied": True}
     assert not (tmp_path / "cluster" / "sdn" / ".lock").exists()

@@ -33,8 +33,15 @@ def test_test_mode_predicts_every_part_and_changes_nothing(loaders, tmp_path):
     had_key = key.exists()
     ret = loaders.modules.state.apply("evpn", test=True)
     ids = {s["__id__"]: s for s in ret.raw.values()}
-    assert {"evpn-packages", "evpn-frr", "evpn-sysctl", "evpn-wireguard", "evpn-sdn-zone-evpn",
-            "evpn-sdn-applied", "evpn-node"} <= set(ids)
+    assert {
+        "evpn-packages",
+        "evpn-frr",
+        "evpn-sysctl",
+        "evpn-wireguard",
+        "evpn-sdn-zone-evpn",
+        "evpn-sdn-applied",
+        "evpn-node",
+    } <= set(ids)
     assert all(s["result"] is not False for s in ids.values()), {i: s["comment"] for i, s in ids.items()}
     assert ids["evpn-wireguard"]["result"] is None and ids["evpn-sdn-zone-evpn"]["result"] is None
     assert ids["evpn-node"]["comment"].startswith("pve-roz1: site roz, PVE node pve-roz1, WireGuard 10.1.0.1")
@@ -57,9 +64,7 @@ def test_invalid_pillar_fails_before_anything_runs(loaders, test_mode):
 
 
 def test_pillar_warnings_reach_the_state_output(loaders):
-    ret = loaders.modules.state.apply(
-        "evpn", pillar={"evpn": {"zone": {"exitnodes_local_routing": True}}}, test=True
-    )
+    ret = loaders.modules.state.apply("evpn", pillar={"evpn": {"zone": {"exitnodes_local_routing": True}}}, test=True)
     state = _state(ret, "evpn-node")
     assert state["result"] is True
     assert state["warnings"][0].startswith("evpn:zone:exitnodes_local_routing: true is a known trap")

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+
 from netns import Lab
 from support.saltconfig import salt_call_in
 
@@ -28,14 +29,19 @@ def node(tmp_path_factory):
 
 def _settings(node):
     """The settings sysctl.sls computes for the node (rendered inside it)."""
-    (state,) = [s for s in salt_call_in(node, "state.show_sls", "evpn.sysctl")[0].values()
-                if "sysctld" in s]
+    (state,) = [s for s in salt_call_in(node, "state.show_sls", "evpn.sysctl")[0].values() if "sysctld" in s]
     return next(arg["settings"] for arg in state["sysctld"] if isinstance(arg, dict) and "settings" in arg)
 
 
 def _apply(node, settings, test=False):
-    result, _ = salt_call_in(node, "state.single", "sysctld.managed", f"name={CONFIG}",
-                             f"settings={json.dumps(settings)}", *(["test=True"] if test else []))
+    result, _ = salt_call_in(
+        node,
+        "state.single",
+        "sysctld.managed",
+        f"name={CONFIG}",
+        f"settings={json.dumps(settings)}",
+        *(["test=True"] if test else []),
+    )
     (state,) = result.values()
     return state
 
@@ -52,8 +58,10 @@ def test_test_mode_reports_and_changes_nothing(node):
     state = _apply(node, {"net.ipv4.conf.pub0.rp_filter": 0, "net.ipv4.ip_forward": 1}, test=True)
     assert state["result"] is None
     assert state["changes"] == {
-        "live": {"net.ipv4.conf.pub0.rp_filter": {"old": "1", "new": "0"},
-                 "net.ipv4.ip_forward": {"old": "0", "new": "1"}},
+        "live": {
+            "net.ipv4.conf.pub0.rp_filter": {"old": "1", "new": "0"},
+            "net.ipv4.ip_forward": {"old": "0", "new": "1"},
+        },
         "file": "created",
     }
     assert node.run("sysctl", "-n", "net.ipv4.conf.pub0.rp_filter").stdout.strip() == "1"

@@ -9,6 +9,7 @@ import os
 import shutil
 
 import pytest
+
 from netns import Lab
 from support.saltconfig import salt_call_in as salt_call
 
@@ -34,18 +35,41 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
     peers = []
     for peer in names:
         public, address = NODES[peer]
-        peers.append({"name": peer, "public_key": keys[peer], "allowed_ips": [f"{address}/32"],
-                      "endpoint_host": (hosts or {}).get(peer, public), "endpoint_port": 51820, "keepalive": 25})
+        peers.append(
+            {
+                "name": peer,
+                "public_key": keys[peer],
+                "allowed_ips": [f"{address}/32"],
+                "endpoint_host": (hosts or {}).get(peer, public),
+                "endpoint_port": 51820,
+                "keepalive": 25,
+            }
+        )
     for host in unresolvable:
-        peers.append({"name": host, "public_key": "x" * 43 + "=", "allowed_ips": ["10.9.0.1/32"],
-                      "endpoint_host": host, "endpoint_port": 51820, "keepalive": 25})
+        peers.append(
+            {
+                "name": host,
+                "public_key": "x" * 43 + "=",
+                "allowed_ips": ["10.9.0.1/32"],
+                "endpoint_host": host,
+                "endpoint_port": 51820,
+                "keepalive": 25,
+            }
+        )
     return peers
 
 
 def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
     address = NODES[node.name][1]
-    args = ["state.single", "wireguard.interface_present", "name=wg0", f"address={address}/32",
-            "port=51820", "mtu=1420", f"peers={json.dumps(peers_of(keys, names, unresolvable, hosts))}"]
+    args = [
+        "state.single",
+        "wireguard.interface_present",
+        "name=wg0",
+        f"address={address}/32",
+        "port=51820",
+        "mtu=1420",
+        f"peers={json.dumps(peers_of(keys, names, unresolvable, hosts))}",
+    ]
     result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
     (state,) = result.values()
     return state, stdout
@@ -141,8 +165,11 @@ def test_refresh_endpoints_follows_a_moved_peer(lab, keys):
     predicted = salt_call(node_a, "wireguard.refresh_endpoints", "test=True")[0]
     assert _endpoint(node_a, keys["b"]) == "203.0.113.22:51820", "test mode changed the endpoint"
     refreshed = salt_call(node_a, "wireguard.refresh_endpoints")[0]
-    assert refreshed == predicted == {
-        "changed": {"b": {"old": "203.0.113.22:51820", "new": "198.51.100.22:51820"}}, "unresolved": []}
+    assert (
+        refreshed
+        == predicted
+        == {"changed": {"b": {"old": "203.0.113.22:51820", "new": "198.51.100.22:51820"}}, "unresolved": []}
+    )
     assert _endpoint(node_a, keys["b"]) == "198.51.100.22:51820"
     assert "Endpoint = 198.51.100.22:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
     assert _ping(node_a, "b") and _ping(node_b, "a")

@@ -13,21 +13,24 @@ import time
 
 import pytest
 import yaml
+from sites import KRK
+
 from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
-from sites import KRK
 from support.federation import REPO
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh",
-                                                           "dnsmasq")),
+    os.geteuid() != 0
+    or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh", "dnsmasq")),
     reason="needs root, wireguard-go, wireguard-tools, frr, dnsmasq, iproute2 and ping",
 )
 TAG = "evpn/endpoint/changed"
 # minion id: (site, public address, endpoint name, WireGuard address)
-NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
-         "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
-         "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1")}
+NODES = {
+    "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
+    "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
+    "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +77,11 @@ def _refresh_returns(events):
 
 def _reactions(events):
     """What the runner answered to each event."""
-    return [d["return"] for tag, d in events
-            if tag.startswith("salt/run/") and tag.endswith("/ret") and d.get("fun") == "runner.evpn.endpoint_changed"]
+    return [
+        d["return"]
+        for tag, d in events
+        if tag.startswith("salt/run/") and tag.endswith("/ret") and d.get("fun") == "runner.evpn.endpoint_changed"
+    ]
 
 
 def _quiet(lab, seconds=2.0, timeout=30):
@@ -109,7 +115,8 @@ def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
     reactions = _reactions(events)
     assert {r["sender"] for r in reactions} == {"backup-server", "pve-wro1"}, "a payload chose the sender"
     assert [r["comment"] for r in reactions if r["sender"] == "backup-server"] == [
-        "backup-server is not a node of the federation"]
+        "backup-server is not a node of the federation"
+    ]
     # The member's events are triggers like any other (each its own burst here, a second apart):
     # every node re-resolves and finds nothing to move.
     returns = _refresh_returns(events)
@@ -123,11 +130,13 @@ def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
     """50 events sent as the beacon sends them (through the minion daemon), within milliseconds."""
     lab = endpoints_lab
     config_dir = lab["state"] / "salt-minion-pve-wro1"
-    burst = ("import salt.config, salt.utils.event, sys\n"
-             "opts = salt.config.minion_config(sys.argv[1])\n"
-             "with salt.utils.event.MinionEvent(opts, listen=False) as bus:\n"
-             f"    for i in range(50): bus.fire_event({{'data': {{'n': i}}, 'tag': {TAG!r}, 'events': None,"
-             " 'pretag': None}, 'fire_master')\n")
+    burst = (
+        "import salt.config, salt.utils.event, sys\n"
+        "opts = salt.config.minion_config(sys.argv[1])\n"
+        "with salt.utils.event.MinionEvent(opts, listen=False) as bus:\n"
+        f"    for i in range(50): bus.fire_event({{'data': {{'n': i}}, 'tag': {TAG!r}, 'events': None,"
+        " 'pretag': None}, 'fire_master')\n"
+    )
     offset = lab["events"].stat().st_size
     lab["nodes"]["pve-wro1"].run(str(SALT_BIN / "python3"), "-c", burst, str(config_dir / "minion"))
     _quiet(lab)

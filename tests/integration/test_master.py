@@ -1,6 +1,7 @@
 """A salt-master started from the project's etc/master, one minion per example node."""
 
 import pytest
+
 from support.federation import REPO
 
 
@@ -15,7 +16,9 @@ def test_every_minion_answers_for_itself(synced_example_minions, salt_cli, feder
             ret = salt_cli.run("evpn.node", minion_tgt=minion_id)
             assert ret.returncode == 0, ret.stderr
             assert (ret.data["id"], ret.data["site"], ret.data["address"]) == (
-                minion_id, site_name, node["address"],
+                minion_id,
+                site_name,
+                node["address"],
             )
 
 

@@ -13,18 +13,21 @@ import os
 import shutil
 
 import pytest
+
 from federation_lab import lab_federation
 from support.federation import REPO
 from support.pve import pvesh_writes
 
 pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh",
-                                                           "dnsmasq")),
+    os.geteuid() != 0
+    or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh", "dnsmasq")),
     reason="needs root, wireguard-go, wireguard-tools, frr, dnsmasq, iproute2 and ping",
 )
 # minion id: (site, public address, endpoint name, WireGuard address)
-NODES = {"pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
-         "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1")}
+NODES = {
+    "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
+    "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +43,16 @@ def _steps(orchestrate):
 
 def test_one_orchestration_converges_the_federation(federation_lab):
     steps = _steps(federation_lab["orchestrate"])
-    assert list(steps) == ["evpn-sync-master", "evpn-sync", "evpn-host", "evpn-keys", "evpn-mine", "evpn-wireguard", "evpn-sdn",
-                           "evpn-verify"]
+    assert list(steps) == [
+        "evpn-sync-master",
+        "evpn-sync",
+        "evpn-host",
+        "evpn-keys",
+        "evpn-mine",
+        "evpn-wireguard",
+        "evpn-sdn",
+        "evpn-verify",
+    ]
     assert all(s["result"] is True for s in steps.values()), {i: s["comment"] for i, s in steps.items()}
     nodes = federation_lab["nodes"]
     for minion_id, node in nodes.items():
@@ -66,8 +77,10 @@ def test_one_orchestration_converges_the_federation(federation_lab):
 def test_a_following_highstate_changes_nothing(federation_lab):
     ret = federation_lab["master"].salt("*", "state.apply", "evpn")
     assert set(ret) == set(NODES)
-    changed = {m: {s["__id__"]: s["changes"] for s in states.values() if s["changes"] or s["result"] is not True}
-               for m, states in ret.items()}
+    changed = {
+        m: {s["__id__"]: s["changes"] for s in states.values() if s["changes"] or s["result"] is not True}
+        for m, states in ret.items()
+    }
     assert changed == {m: {} for m in NODES}
 
 

@@ -11,8 +11,8 @@ import shutil
 import pytest
 import yaml
 from sites import KRK
-from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
+from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
 
 def _apply(salt_cli, minion_ids):
@@ -23,17 +23,30 @@ def _apply(salt_cli, minion_ids):
 
 def test_two_sites_converge_and_stay_converged(synced_example_minions, salt_cli, fresh_clusters):
     _apply(salt_cli, synced_example_minions)
-    for site, vnet, subnet, gateway in (("roz", "roz1", "10.1.1.0", "10.1.1.1"), ("wro", "wro1", "10.2.1.0", "10.2.1.1")):
+    for site, vnet, subnet, gateway in (
+        ("roz", "roz1", "10.1.1.0", "10.1.1.1"),
+        ("wro", "wro1", "10.2.1.0", "10.2.1.1"),
+    ):
         objects = sdn_objects(fresh_clusters[site])
         assert {c: sorted(o) for c, o in objects.items()} == {
-            "controllers": ["evpnctl"], "zones": ["evpn"], "vnets": [vnet], "subnets": [f"evpn-{subnet}-24"]}
+            "controllers": ["evpnctl"],
+            "zones": ["evpn"],
+            "vnets": [vnet],
+            "subnets": [f"evpn-{subnet}-24"],
+        }
         assert not any("state" in i for items in objects.values() for i in items.values()), f"{site}: not applied"
         assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.2.0.1"
         zone = objects["zones"]["evpn"]
         assert (zone["exitnodes"], zone["exitnodes-local-routing"], zone["mtu"], zone["vrf-vxlan"]) == (
-            f"pve-{site}1", 0, 1370, 10000)
-        assert (objects["subnets"][f"evpn-{subnet}-24"]["snat"], objects["subnets"][f"evpn-{subnet}-24"]["gateway"]) == (
-            1, gateway)
+            f"pve-{site}1",
+            0,
+            1370,
+            10000,
+        )
+        assert (
+            objects["subnets"][f"evpn-{subnet}-24"]["snat"],
+            objects["subnets"][f"evpn-{subnet}-24"]["gateway"],
+        ) == (1, gateway)
         (fresh_clusters[site] / "pvesh.log").unlink()
     _apply(salt_cli, synced_example_minions)
     assert {site: pvesh_writes(fresh_clusters[site] / "pvesh.log") for site in ("roz", "wro")} == {"roz": [], "wro": []}
@@ -60,8 +73,9 @@ def krk_site(salt_master, salt_cli, members, clusters_root, minion):
     (clusters_root / "krk").mkdir()
 
 
-def test_a_third_site_updates_the_existing_clusters(salt_master, synced_example_minions, salt_cli,
-                                                    fresh_clusters, clusters_root, krk_minion):
+def test_a_third_site_updates_the_existing_clusters(
+    salt_master, synced_example_minions, salt_cli, fresh_clusters, clusters_root, krk_minion
+):
     _apply(salt_cli, synced_example_minions)
     for root in fresh_clusters.values():
         (root / "pvesh.log").unlink(missing_ok=True)
@@ -82,4 +96,6 @@ def test_a_third_site_updates_the_existing_clusters(salt_master, synced_example_
         # the new IP set entries.
         for site in ("roz", "wro"):
             assert [w for w in pvesh_writes(fresh_clusters[site] / "pvesh.log") if w[0] != "POST"] == [
-                ("PUT", "/cluster/sdn/controllers/evpnctl"), ("PUT", "/cluster/sdn")], site
+                ("PUT", "/cluster/sdn/controllers/evpnctl"),
+                ("PUT", "/cluster/sdn"),
+            ], site

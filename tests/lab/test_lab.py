@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+
 from netns import Lab, alive
 from salt_daemons import SaltMaster
 from support.federation import REPO
@@ -23,7 +24,7 @@ from support.pve import pvesh_writes
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "vtysh", "dnsmasq", "ifreload")),
     reason="needs root and the lab's packages (make lab installs them: wireguard-go, wireguard-tools, frr, "
-           "dnsmasq-base, ifupdown2)",
+    "dnsmasq-base, ifupdown2)",
 )
 STATE = pathlib.Path(f"/tmp/evpn-lt{os.getpid() % 100000}")
 PREFIX = f"lt{os.getpid() % 100000}-"
@@ -31,13 +32,23 @@ ENVIRON = {**os.environ, "EVPN_LAB_STATE": str(STATE), "EVPN_LAB_PREFIX": PREFIX
 
 
 def evpnlab(*args, timeout=300):
-    return subprocess.run([sys.executable, str(REPO / "lab" / "evpnlab.py"), *args], env=ENVIRON,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, str(REPO / "lab" / "evpnlab.py"), *args],
+        env=ENVIRON,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def vm_ping(source, address, *args):
-    return subprocess.run(["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c1", "-W1", *args, address],
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c1", "-W1", *args, address],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def bgp_peer(node, address):

@@ -25,8 +25,13 @@ def pvesh(*args, root=None):
     """The emulator's pvesh, JSON output parsed; in cluster ``root`` (default: PVESIM_ROOT)."""
     environ = {**os.environ, **({"PVESIM_ROOT": str(root), "PVESIM_NODE": "reader"} if root else {})}
     environ.pop("PVESIM_LOG", None)  # a test's own reads are not the states' calls
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "bin" / "pvesh"), *args, "--output-format", "json"],
-                          env=environ, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "lab" / "bin" / "pvesh"), *args, "--output-format", "json"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout or "null")
 
 
@@ -42,8 +47,13 @@ def pvesh_writes(log):
 
 def sdn_objects(root=None):
     """A cluster's SDN objects as PVE shows them (pending view): {collection: {id: item}}."""
-    objects = {c: {i[k]: i for i in pvesh("get", f"/cluster/sdn/{c}", "--pending", "1", root=root)}
-               for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))}
-    objects["subnets"] = {i["id"]: i for v in objects["vnets"]
-                          for i in pvesh("get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1", root=root)}
+    objects = {
+        c: {i[k]: i for i in pvesh("get", f"/cluster/sdn/{c}", "--pending", "1", root=root)}
+        for c, k in (("controllers", "controller"), ("zones", "zone"), ("vnets", "vnet"))
+    }
+    objects["subnets"] = {
+        i["id"]: i
+        for v in objects["vnets"]
+        for i in pvesh("get", f"/cluster/sdn/vnets/{v}/subnets", "--pending", "1", root=root)
+    }
     return objects

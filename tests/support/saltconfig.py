@@ -39,9 +39,17 @@ def salt_call_in(node, *args):
     Saltfile applies, with a cache of its own. Returns (the ``local`` part of its JSON output,
     its raw stdout).
     """
-    proc = node.run(str(SALT_BIN / "salt-call"), "--local", f"--id={node.name}",
-                    f"--cachedir=/var/cache/salt/test-{node.name}-{uuid.uuid4().hex}",
-                    "--out=json", "--log-level=quiet", *args, check=False, cwd=REPO)
+    proc = node.run(
+        str(SALT_BIN / "salt-call"),
+        "--local",
+        f"--id={node.name}",
+        f"--cachedir=/var/cache/salt/test-{node.name}-{uuid.uuid4().hex}",
+        "--out=json",
+        "--log-level=quiet",
+        *args,
+        check=False,
+        cwd=REPO,
+    )
     if not proc.stdout:
         raise AssertionError(f"salt-call in {node.name} printed nothing: {proc.stderr}")
     return json.loads(proc.stdout)["local"], proc.stdout

@@ -2,10 +2,11 @@
 
 import copy
 
-import evpn
 import pytest
 import yaml
 from salt.exceptions import SaltInvocationError
+
+import evpn
 from support.federation import REPO, generated_federation
 
 
@@ -127,7 +128,11 @@ def test_stretched_vnets_in_every_cluster_and_roles_mapped_to_pve_names(federati
         sdn = evpn.sdn(site, federation=fed)
         assert sdn["vnets"]["shared"] == {"zone": "evpn", "tag": 13001}
         assert sdn["subnets"]["evpn-10.3.1.0-24"] == {
-            "type": "subnet", "vnet": "shared", "subnet": "10.3.1.0/24", "gateway": "10.3.1.1", "snat": 0,
+            "type": "subnet",
+            "vnet": "shared",
+            "subnet": "10.3.1.0/24",
+            "gateway": "10.3.1.1",
+            "snat": 0,
         }
     zone = evpn.sdn("roz", federation=fed)["zones"]["evpn"]
     assert (zone["exitnodes"], zone["exitnodes-primary"]) == ("pve-roz1,pve-roz2", "pve-roz2")
@@ -156,7 +161,9 @@ def test_ipv6_addresses_and_endpoints(federation):
     peer = evpn.wireguard_peers("pve-wro1", federation=fed)[0]
     assert peer["allowed_ips"] == ["fd00:1::1/128"]
     assert (peer["endpoint"], peer["endpoint_host"], peer["endpoint_port"]) == (
-        "[2001:db8::1]:51900", "2001:db8::1", 51900,
+        "[2001:db8::1]:51900",
+        "2001:db8::1",
+        51900,
     )
     assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.2.0.1,fd00:1::1"
 
@@ -175,12 +182,12 @@ def test_firewall_of_a_site(federation):
     fed["sites"]["roz"]["firewall"] = {"enable": True, "management": ["192.168.2.0/24", "198.51.100.7/32"]}
     fw = evpn.firewall("roz", federation=fed)
     assert fw["ipsets"] == {
-        "evpn-wireguard": {"comment": "evpn: WireGuard addresses of the federation",
-                           "cidrs": ["10.1.0.1", "10.2.0.1"]},
-        "evpn-sdn": {"comment": "evpn: SDN subnets of the federation",
-                     "cidrs": ["10.1.1.0/24", "10.2.1.0/24"]},
-        "evpn-management": {"comment": "evpn: networks that manage this cluster",
-                            "cidrs": ["192.168.2.0/24", "198.51.100.7"]},
+        "evpn-wireguard": {"comment": "evpn: WireGuard addresses of the federation", "cidrs": ["10.1.0.1", "10.2.0.1"]},
+        "evpn-sdn": {"comment": "evpn: SDN subnets of the federation", "cidrs": ["10.1.1.0/24", "10.2.1.0/24"]},
+        "evpn-management": {
+            "comment": "evpn: networks that manage this cluster",
+            "cidrs": ["192.168.2.0/24", "198.51.100.7"],
+        },
     }
     # Management first; BGP and VXLAN only through the group bound to the WireGuard interface.
     rules = [r["rule"] for r in fw["rules"]]
@@ -194,13 +201,16 @@ def test_firewall_of_a_site(federation):
     assert all(r["rule"]["enable"] == 1 and r["rule"]["comment"].startswith(r["name"] + ": ") for r in fw["rules"])
     wg_rules = fw["groups"]["evpn-wg"]["rules"]
     assert [(r["proto"], r["dport"], r["source"]) for r in wg_rules] == [
-        ("tcp", "179", "+evpn-wireguard"), ("udp", "4789", "+evpn-wireguard"),
+        ("tcp", "179", "+evpn-wireguard"),
+        ("udp", "4789", "+evpn-wireguard"),
     ]
     # PVE refuses an interface inside security-group rules.
     assert not any("iface" in r for g in fw["groups"].values() for r in g["rules"])
     sdn_rules = fw["groups"]["evpn-sdn"]["rules"]
     assert [(r["type"], r.get("source"), r.get("dest")) for r in sdn_rules] == [
-        ("in", "+evpn-sdn", None), ("forward", "+evpn-sdn", None), ("forward", None, "+evpn-sdn"),
+        ("in", "+evpn-sdn", None),
+        ("forward", "+evpn-sdn", None),
+        ("forward", None, "+evpn-sdn"),
     ]
     assert fw["options"] == {"enable": 1}
     assert fw["absent_rules"] == []
@@ -275,7 +285,9 @@ def test_pillar_example_documents_every_key_with_its_default():
                 derived = derived[key]
             assert derived == spec.default, f"{where}: default {spec.default!r} not applied"
             if documented is not None:
-                assert documented == spec.default, f"pillar.example shows {where}: {documented!r}, the default is {spec.default!r}"
+                assert documented == spec.default, (
+                    f"pillar.example shows {where}: {documented!r}, the default is {spec.default!r}"
+                )
     assert config["zone"]["mtu"] == config["wireguard"]["mtu"] - evpn.VXLAN_OVERHEAD
 
 

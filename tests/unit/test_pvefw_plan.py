@@ -9,6 +9,7 @@ import itertools
 import random
 
 import pytest
+
 from support.federation import REPO
 from support.pve import PVE_API
 

@@ -8,14 +8,24 @@ exactly as JSONSchema.pm and pvesh report it.
 import re
 
 import pytest
-from support.pve import PVE_API, PVE_VERSIONS
+
 from pvesim.api import Api
 from pvesim.cli import parse_options
 from pvesim.errors import PARAMETER_ERROR, PveError
 from pvesim.schema import perl_regex
+from support.pve import PVE_API, PVE_VERSIONS
 
-PATH_VALUES = {"zone": "evpn", "vnet": "vnet1", "controller": "ctl", "subnet": "evpn-10.0.0.0-24",
-               "name": "set1", "group": "grp1", "pos": "0", "cidr": "10.0.0.1", "node": "pve1"}
+PATH_VALUES = {
+    "zone": "evpn",
+    "vnet": "vnet1",
+    "controller": "ctl",
+    "subnet": "evpn-10.0.0.0-24",
+    "name": "set1",
+    "group": "grp1",
+    "pos": "0",
+    "cidr": "10.0.0.1",
+    "node": "pve1",
+}
 BAD_FORMAT_VALUE = "!bad value!"
 
 
@@ -37,43 +47,109 @@ def _cases():
             spec = api.schema.method(template, method)
             if spec is None:  # GET /version: outside the SDN and firewall schema
                 continue
-            cases.append(pytest.param((version, method, path, "no-such-option", "1", "Unknown option: no-such-option"),
-                                      id=f"{version} {method} {template} unknown option"))
+            cases.append(
+                pytest.param(
+                    (version, method, path, "no-such-option", "1", "Unknown option: no-such-option"),
+                    id=f"{version} {method} {template} unknown option",
+                )
+            )
             for name, prop in spec["parameters"].get("properties", {}).items():
                 if f"{{{name}}}" in template:
                     continue
                 base = f"{version} {method} {template} {name}"
                 if not prop.get("optional"):
-                    cases.append(pytest.param((version, method, path, name, None,
-                                               "property is missing and it is not optional"),
-                                              id=f"{base} missing"))
+                    cases.append(
+                        pytest.param(
+                            (version, method, path, name, None, "property is missing and it is not optional"),
+                            id=f"{base} missing",
+                        )
+                    )
                 kind = prop.get("type", "string")
                 if kind == "integer":
-                    cases.append(pytest.param((version, method, path, name, "abc",
-                                               "type check ('integer') failed - got 'abc'"), id=f"{base} type"))
+                    cases.append(
+                        pytest.param(
+                            (version, method, path, name, "abc", "type check ('integer') failed - got 'abc'"),
+                            id=f"{base} type",
+                        )
+                    )
                     if "minimum" in prop:
-                        cases.append(pytest.param((version, method, path, name, str(prop["minimum"] - 1),
-                                                   f"value must have a minimum value of {prop['minimum']}"),
-                                                  id=f"{base} minimum"))
+                        cases.append(
+                            pytest.param(
+                                (
+                                    version,
+                                    method,
+                                    path,
+                                    name,
+                                    str(prop["minimum"] - 1),
+                                    f"value must have a minimum value of {prop['minimum']}",
+                                ),
+                                id=f"{base} minimum",
+                            )
+                        )
                     if "maximum" in prop:
-                        cases.append(pytest.param((version, method, path, name, str(prop["maximum"] + 1),
-                                                   f"value must have a maximum value of {prop['maximum']}"),
-                                                  id=f"{base} maximum"))
+                        cases.append(
+                            pytest.param(
+                                (
+                                    version,
+                                    method,
+                                    path,
+                                    name,
+                                    str(prop["maximum"] + 1),
+                                    f"value must have a maximum value of {prop['maximum']}",
+                                ),
+                                id=f"{base} maximum",
+                            )
+                        )
                 elif kind == "string":
                     if "enum" in prop:
-                        cases.append(pytest.param((version, method, path, name, "zzz",
-                                                   f"value 'zzz' does not have a value in the enumeration "
-                                                   f"'{', '.join(prop['enum'])}'"), id=f"{base} enum"))
+                        cases.append(
+                            pytest.param(
+                                (
+                                    version,
+                                    method,
+                                    path,
+                                    name,
+                                    "zzz",
+                                    f"value 'zzz' does not have a value in the enumeration '{', '.join(prop['enum'])}'",
+                                ),
+                                id=f"{base} enum",
+                            )
+                        )
                     elif isinstance(prop.get("format"), str):
-                        cases.append(pytest.param((version, method, path, name, BAD_FORMAT_VALUE,
-                                                   "invalid format - "), id=f"{base} format"))
+                        cases.append(
+                            pytest.param(
+                                (version, method, path, name, BAD_FORMAT_VALUE, "invalid format - "),
+                                id=f"{base} format",
+                            )
+                        )
                     elif "pattern" in prop:
-                        cases.append(pytest.param((version, method, path, name, _violating_pattern(prop["pattern"]),
-                                                   "value does not match the regex pattern"), id=f"{base} pattern"))
+                        cases.append(
+                            pytest.param(
+                                (
+                                    version,
+                                    method,
+                                    path,
+                                    name,
+                                    _violating_pattern(prop["pattern"]),
+                                    "value does not match the regex pattern",
+                                ),
+                                id=f"{base} pattern",
+                            )
+                        )
                     elif "maxLength" in prop:
-                        cases.append(pytest.param((version, method, path, name, "x" * (prop["maxLength"] + 1),
-                                                   f"value may only be {prop['maxLength']} characters long"),
-                                                  id=f"{base} maxLength"))
+                        cases.append(
+                            pytest.param(
+                                (
+                                    version,
+                                    method,
+                                    path,
+                                    name,
+                                    "x" * (prop["maxLength"] + 1),
+                                    f"value may only be {prop['maxLength']} characters long",
+                                ),
+                                id=f"{base} maxLength",
+                            )
+                        )
     return cases
 
 
@@ -105,9 +181,19 @@ def test_unknown_option_is_a_getopt_failure(pve_cluster):
     assert err.value.message == "Unknown option: exit_nodes_local_routing\n400 unable to parse option"
 
 
-@pytest.mark.parametrize("spelling,value", [
-    ("1", 1), ("0", 0), ("on", 1), ("OFF", 0), ("yes", 1), ("No", 0), ("true", 1), ("FALSE", 0),
-])
+@pytest.mark.parametrize(
+    "spelling,value",
+    [
+        ("1", 1),
+        ("0", 0),
+        ("on", 1),
+        ("OFF", 0),
+        ("yes", 1),
+        ("No", 0),
+        ("true", 1),
+        ("FALSE", 0),
+    ],
+)
 def test_booleans_in_every_spelling(pve_cluster, spelling, value):
     _, _, spec = pve_cluster.endpoint("POST", "/cluster/sdn/zones")
     params, _ = parse_options(["--advertise-subnets", spelling], spec["parameters"]["properties"])
@@ -118,7 +204,9 @@ def test_bad_boolean_and_bare_flag(pve_cluster):
     _, _, spec = pve_cluster.endpoint("GET", "/cluster/sdn/zones")
     properties = spec["parameters"]["properties"]
     assert parse_options(["--pending", "--output-format", "json"], properties) == (
-        {"pending": 1}, {"output-format": "json"})
+        {"pending": 1},
+        {"output-format": "json"},
+    )
     with pytest.raises(PveError, match="^400 unable to parse boolean option$"):
         parse_options(["--pending", "maybe"], properties)
 
@@ -126,7 +214,8 @@ def test_bad_boolean_and_bare_flag(pve_cluster):
 def test_repeated_list_options_are_joined(pve_cluster):
     _, _, spec = pve_cluster.endpoint("POST", "/cluster/sdn/controllers")
     params, _ = parse_options(
-        ["--peers", "10.1.0.1", "--peers", "10.2.0.1", "--asn=65000"], spec["parameters"]["properties"])
+        ["--peers", "10.1.0.1", "--peers", "10.2.0.1", "--asn=65000"], spec["parameters"]["properties"]
+    )
     assert params == {"peers": "10.1.0.1,10.2.0.1", "asn": "65000"}
 
 
@@ -141,8 +230,7 @@ def test_path_placeholders_are_not_options(pve_cluster):
 def test_unknown_path_exits_1(pve_cluster):
     with pytest.raises(PveError) as err:
         pve_cluster.call("GET", "/cluster/sdn/nonexistent")
-    assert (err.value.message, err.value.exit_code) == (
-        "No 'get' handler defined for '/cluster/sdn/nonexistent'", 1)
+    assert (err.value.message, err.value.exit_code) == ("No 'get' handler defined for '/cluster/sdn/nonexistent'", 1)
 
 
 def test_lock_exists_only_from_pve_9(pve_cluster, pve_version):
@@ -159,7 +247,11 @@ def test_lock_exists_only_from_pve_9(pve_cluster, pve_version):
 # A valid call for every route, in an order that makes each one possible: each must succeed.
 VALID_CALLS = [
     ("GET", "/cluster/sdn", {}),
-    ("POST", "/cluster/sdn/controllers", {"controller": "evpnctl", "type": "evpn", "asn": "65000", "peers": "10.1.0.1"}),
+    (
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "evpnctl", "type": "evpn", "asn": "65000", "peers": "10.1.0.1"},
+    ),
     ("PUT", "/cluster/sdn/controllers/evpnctl", {"peers": "10.1.0.1,10.2.0.1"}),
     ("GET", "/cluster/sdn/controllers", {}),
     ("GET", "/cluster/sdn/controllers/evpnctl", {}),

@@ -1,6 +1,7 @@
 """The emulator's firewall: cluster.fw/host.fw as PVE writes them, rule positions, digests."""
 
 import pytest
+
 from pvesim.errors import PveError
 
 
@@ -24,10 +25,28 @@ def cluster(pve_cluster):
     for cidr in ("10.2.0.1/32", "10.1.0.0/16", "10.0.0.5/24"):
         pve_cluster.call("POST", "/cluster/firewall/ipset/evpn-wireguard", {"cidr": cidr})
     pve_cluster.call("POST", "/cluster/firewall/groups", {"group": "evpn-wg", "comment": "evpn: overlay"})
-    _rule(pve_cluster, "/cluster/firewall/groups/evpn-wg", type="in", action="ACCEPT", proto="udp",
-          dport=4789, source="+evpn-wireguard", enable=1, comment="vxlan")
-    _rule(pve_cluster, "/cluster/firewall/groups/evpn-wg", type="in", action="ACCEPT", proto="tcp",
-          dport=179, source="+evpn-wireguard", enable=1, comment="bgp")
+    _rule(
+        pve_cluster,
+        "/cluster/firewall/groups/evpn-wg",
+        type="in",
+        action="ACCEPT",
+        proto="udp",
+        dport=4789,
+        source="+evpn-wireguard",
+        enable=1,
+        comment="vxlan",
+    )
+    _rule(
+        pve_cluster,
+        "/cluster/firewall/groups/evpn-wg",
+        type="in",
+        action="ACCEPT",
+        proto="tcp",
+        dport=179,
+        source="+evpn-wireguard",
+        enable=1,
+        comment="bgp",
+    )
     _rule(pve_cluster, "/cluster/firewall/rules", type="group", action="evpn-wg", iface="wg0", enable=1, comment="C")
     _rule(pve_cluster, "/cluster/firewall/rules", type="in", action="ACCEPT", proto="udp", dport=51820, comment="B")
     _rule(pve_cluster, "/cluster/firewall/rules", type="in", action="DROP", source="10.9.9.9", enable=1, comment="A")
@@ -77,23 +96,45 @@ def test_rule_update_delete_and_stale_digest(cluster):
 def test_ipset_entries_normalised_sorted_and_unique(cluster):
     entries = cluster.call("GET", "/cluster/firewall/ipset/evpn-wireguard")
     assert [e["cidr"] for e in entries] == ["10.0.0.0/24", "10.1.0.0/16", "10.2.0.1"]
-    assert _fails(cluster, "POST", "/cluster/firewall/ipset/evpn-wireguard", {"cidr": "10.2.0.1"}) == \
-        "address '10.2.0.1' already exists"
+    assert (
+        _fails(cluster, "POST", "/cluster/firewall/ipset/evpn-wireguard", {"cidr": "10.2.0.1"})
+        == "address '10.2.0.1' already exists"
+    )
     assert cluster.call("GET", "/cluster/firewall/ipset/evpn-wireguard/10.1.0.0/16")["cidr"] == "10.1.0.0/16"
     cluster.call("DELETE", "/cluster/firewall/ipset/evpn-wireguard/10.1.0.0/16")
     assert _fails(cluster, "DELETE", "/cluster/firewall/ipset/evpn-wireguard") == "IPSet 'evpn-wireguard' is not empty"
 
 
-@pytest.mark.parametrize("path,params,expected", [
-    ("/cluster/firewall/groups/evpn-wg", {"type": "in", "action": "ACCEPT", "iface": "wg0"},
-     "type: parameter -i not allowed for this rule type"),
-    ("/cluster/firewall/rules", {"type": "forward", "action": "REJECT"},
-     "action: cannot define REJECT rules on forward chain"),
-    ("/cluster/firewall/rules", {"type": "in", "action": "ACCEPT", "source": "+nope"}, "source: no such ipset 'nope'"),
-    ("/cluster/firewall/rules", {"type": "in", "action": "ACCEPT", "dport": "22"},
-     "proto: missing property - 'dport' requires this property"),
-    ("/cluster/firewall/rules", {"type": "group", "action": "nogroup"}, "action: security group 'nogroup' does not exist"),
-])
+@pytest.mark.parametrize(
+    "path,params,expected",
+    [
+        (
+            "/cluster/firewall/groups/evpn-wg",
+            {"type": "in", "action": "ACCEPT", "iface": "wg0"},
+            "type: parameter -i not allowed for this rule type",
+        ),
+        (
+            "/cluster/firewall/rules",
+            {"type": "forward", "action": "REJECT"},
+            "action: cannot define REJECT rules on forward chain",
+        ),
+        (
+            "/cluster/firewall/rules",
+            {"type": "in", "action": "ACCEPT", "source": "+nope"},
+            "source: no such ipset 'nope'",
+        ),
+        (
+            "/cluster/firewall/rules",
+            {"type": "in", "action": "ACCEPT", "dport": "22"},
+            "proto: missing property - 'dport' requires this property",
+        ),
+        (
+            "/cluster/firewall/rules",
+            {"type": "group", "action": "nogroup"},
+            "action: security group 'nogroup' does not exist",
+        ),
+    ],
+)
 def test_rules_pve_refuses(cluster, path, params, expected):
     before = (cluster.store.root / "firewall" / "cluster.fw").read_text()
     message = _fails(cluster, "POST", path, params)
@@ -102,8 +143,10 @@ def test_rules_pve_refuses(cluster, path, params, expected):
 
 
 def test_groups_and_names(cluster):
-    assert _fails(cluster, "POST", "/cluster/firewall/groups", {"group": "evpn-wg"}) == \
-        "Security group 'evpn-wg' already exists"
+    assert (
+        _fails(cluster, "POST", "/cluster/firewall/groups", {"group": "evpn-wg"})
+        == "Security group 'evpn-wg' already exists"
+    )
     assert _fails(cluster, "DELETE", "/cluster/firewall/groups/evpn-wg") == "Security group 'evpn-wg' is not empty"
     cluster.call("POST", "/cluster/firewall/ipset", {"name": "WebSrv"})
     assert "websrv" in [s["name"] for s in cluster.call("GET", "/cluster/firewall/ipset")]
@@ -112,10 +155,20 @@ def test_groups_and_names(cluster):
 
 
 def test_host_firewall_has_options_and_rules_only(cluster):
-    _rule(cluster, "/nodes/pve1/firewall/rules", type="in", action="ACCEPT", iface="vmbr0", proto="tcp", dport=22, enable=1)
+    _rule(
+        cluster,
+        "/nodes/pve1/firewall/rules",
+        type="in",
+        action="ACCEPT",
+        iface="vmbr0",
+        proto="tcp",
+        dport=22,
+        enable=1,
+    )
     cluster.call("PUT", "/nodes/pve1/firewall/options", {"enable": "1", "nftables": "1"})
     assert (cluster.store.root / "nodes" / "pve1" / "host.fw").read_text() == (
-        "[OPTIONS]\n\nenable: 1\nnftables: 1\n\n[RULES]\n\nIN ACCEPT -i vmbr0 -p tcp -dport 22\n\n")
+        "[OPTIONS]\n\nenable: 1\nnftables: 1\n\n[RULES]\n\nIN ACCEPT -i vmbr0 -p tcp -dport 22\n\n"
+    )
     options = cluster.call("GET", "/nodes/pve1/firewall/options")
     assert (options["enable"], options["nftables"]) == (1, 1)
     assert _fails(cluster, "GET", "/nodes/pve9/firewall/rules") == "no such cluster node 'pve9'"
@@ -125,6 +178,7 @@ def test_options_digest_and_delete(cluster):
     options = cluster.call("GET", "/cluster/firewall/options")
     cluster.call("PUT", "/cluster/firewall/options", {"policy_in": "DROP", "digest": options["digest"]})
     assert _fails(cluster, "PUT", "/cluster/firewall/options", {"enable": "0", "digest": options["digest"]}).startswith(
-        "detected modified configuration")
+        "detected modified configuration"
+    )
     cluster.call("PUT", "/cluster/firewall/options", {"delete": "policy_in"})
     assert "policy_in" not in cluster.call("GET", "/cluster/firewall/options")

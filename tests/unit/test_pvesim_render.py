@@ -8,13 +8,27 @@ import json
 import re
 
 import pytest
+
 from pvesim import render
 from support.pve import PVE_API
 
 FIXTURES = PVE_API / "fixtures" / "pve-network-1.3.0" / "zones-evpn"
-SUPPORTED = ["ipv4", "exitnode", "exitnode_local_routing", "exitnode_primary", "exitnode_snat",
-             "exitnodenullroute", "advertise_subnets", "disable_arp_nd_suppression", "multiplezones",
-             "rt_import", "vxlanport", "ipv6", "ipv4ipv6", "ipv4ipv6nogateway"]
+SUPPORTED = [
+    "ipv4",
+    "exitnode",
+    "exitnode_local_routing",
+    "exitnode_primary",
+    "exitnode_snat",
+    "exitnodenullroute",
+    "advertise_subnets",
+    "disable_arp_nd_suppression",
+    "multiplezones",
+    "rt_import",
+    "vxlanport",
+    "ipv6",
+    "ipv4ipv6",
+    "ipv4ipv6nogateway",
+]
 
 
 def _normal(text):
@@ -52,21 +66,36 @@ def test_apply_renders_for_every_node_with_a_peer_address(tmp_path):
     says so in the task log for the others."""
     from pvesim.api import Api  # pylint: disable=import-outside-toplevel
 
-    facts = {"pve1": {"addresses": ["10.1.0.1", "203.0.113.11"], "outgoing": ["pub0", "203.0.113.11"]},
-             "pve2": {"addresses": ["192.0.2.9"], "outgoing": None}}
+    facts = {
+        "pve1": {"addresses": ["10.1.0.1", "203.0.113.11"], "outgoing": ["pub0", "203.0.113.11"]},
+        "pve2": {"addresses": ["192.0.2.9"], "outgoing": None},
+    }
     for node, node_facts in facts.items():
         Api(tmp_path, node, "9.1", node_facts).call("GET", "/cluster/sdn/zones", {})
     api = Api(tmp_path, "pve1", "9.1", facts["pve1"])
-    api.call("POST", "/cluster/sdn/controllers", {"controller": "evpnctl", "type": "evpn", "asn": 65000,
-                                                  "peers": "10.1.0.1,10.2.0.1"})
-    api.call("POST", "/cluster/sdn/zones", {"zone": "evpn", "type": "evpn", "controller": "evpnctl",
-                                            "vrf-vxlan": 10000, "exitnodes": "pve1", "mtu": 1370})
+    api.call(
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "evpnctl", "type": "evpn", "asn": 65000, "peers": "10.1.0.1,10.2.0.1"},
+    )
+    api.call(
+        "POST",
+        "/cluster/sdn/zones",
+        {"zone": "evpn", "type": "evpn", "controller": "evpnctl", "vrf-vxlan": 10000, "exitnodes": "pve1", "mtu": 1370},
+    )
     api.call("POST", "/cluster/sdn/vnets", {"vnet": "roz1", "zone": "evpn", "tag": 11001})
-    api.call("POST", "/cluster/sdn/vnets/roz1/subnets", {"subnet": "10.1.1.0/24", "type": "subnet",
-                                                         "gateway": "10.1.1.1", "snat": 1})
+    api.call(
+        "POST",
+        "/cluster/sdn/vnets/roz1/subnets",
+        {"subnet": "10.1.1.0/24", "type": "subnet", "gateway": "10.1.1.1", "snat": 1},
+    )
     _, log = api.call("PUT", "/cluster/sdn", {})
-    assert log == ["pve1: reloading network config", "pve2: reloading network config",
-                   "pve2: none of its addresses is a peer of the EVPN controller, nothing rendered", "TASK OK"]
+    assert log == [
+        "pve1: reloading network config",
+        "pve2: reloading network config",
+        "pve2: none of its addresses is a peer of the EVPN controller, nothing rendered",
+        "TASK OK",
+    ]
     interfaces = (tmp_path / "nodes/pve1/etc/network/interfaces.d/sdn").read_text()
     assert "\tvxlan-local-tunnelip 10.1.0.1\n" in interfaces and "\tmtu 1370\n" in interfaces
     assert "-s '10.1.1.0/24' -o pub0 -j SNAT --to-source 203.0.113.11" in interfaces

@@ -5,19 +5,34 @@ import json
 import re
 
 import pytest
-from support.pve import PVE_API
+
 from pvesim.errors import PveError
+from support.pve import PVE_API
 
 
 def _evpn(cluster, peers="10.1.0.1,10.2.0.1"):
-    cluster.call("POST", "/cluster/sdn/controllers",
-                 {"controller": "evpnctl", "type": "evpn", "asn": "65000", "peers": peers})
-    cluster.call("POST", "/cluster/sdn/zones",
-                 {"zone": "evpn", "type": "evpn", "controller": "evpnctl", "vrf-vxlan": "10000",
-                  "exitnodes": "pve1", "exitnodes-local-routing": 0, "mtu": "1370"})
+    cluster.call(
+        "POST", "/cluster/sdn/controllers", {"controller": "evpnctl", "type": "evpn", "asn": "65000", "peers": peers}
+    )
+    cluster.call(
+        "POST",
+        "/cluster/sdn/zones",
+        {
+            "zone": "evpn",
+            "type": "evpn",
+            "controller": "evpnctl",
+            "vrf-vxlan": "10000",
+            "exitnodes": "pve1",
+            "exitnodes-local-routing": 0,
+            "mtu": "1370",
+        },
+    )
     cluster.call("POST", "/cluster/sdn/vnets", {"vnet": "roz1", "zone": "evpn", "tag": "11001"})
-    cluster.call("POST", "/cluster/sdn/vnets/roz1/subnets",
-                 {"subnet": "10.1.1.0/24", "type": "subnet", "gateway": "10.1.1.1", "snat": 1})
+    cluster.call(
+        "POST",
+        "/cluster/sdn/vnets/roz1/subnets",
+        {"subnet": "10.1.1.0/24", "type": "subnet", "gateway": "10.1.1.1", "snat": 1},
+    )
 
 
 def _fails(cluster, method, path, params=None):
@@ -40,8 +55,15 @@ def test_objects_read_back_typed_with_the_file_digest(pve_cluster):
     assert zone["digest"] == hashlib.sha1(text.encode()).hexdigest()
     subnet = pve_cluster.call("GET", "/cluster/sdn/vnets/roz1/subnets/evpn-10.1.1.0-24")
     assert {k: subnet[k] for k in ("id", "cidr", "zone", "network", "mask", "vnet", "snat", "gateway")} == {
-        "id": "evpn-10.1.1.0-24", "cidr": "10.1.1.0/24", "zone": "evpn", "network": "10.1.1.0",
-        "mask": "24", "vnet": "roz1", "snat": 1, "gateway": "10.1.1.1"}
+        "id": "evpn-10.1.1.0-24",
+        "cidr": "10.1.1.0/24",
+        "zone": "evpn",
+        "network": "10.1.1.0",
+        "mask": "24",
+        "vnet": "roz1",
+        "snat": 1,
+        "gateway": "10.1.1.1",
+    }
 
 
 def test_pending_running_round_trip(pve_cluster):
@@ -76,40 +98,104 @@ def test_digest_conflict(pve_cluster):
     pve_cluster.call("PUT", "/cluster/sdn/vnets/roz1", {"alias": "changed"})  # another file
     pve_cluster.call("PUT", "/cluster/sdn/zones/evpn", {"mtu": "1360", "digest": zone["digest"]})
     message = _fails(pve_cluster, "PUT", "/cluster/sdn/zones/evpn", {"mtu": "1350", "digest": zone["digest"]})
-    assert message == ("update sdn zone object failed: detected modified configuration - "
-                       "file changed by other user? Try again.")
+    assert message == (
+        "update sdn zone object failed: detected modified configuration - file changed by other user? Try again."
+    )
 
 
-@pytest.mark.parametrize("method,path,params,expected", [
-    ("POST", "/cluster/sdn/controllers", {"controller": "second", "type": "evpn", "asn": "1", "peers": "10.9.9.9"},
-     "create sdn controller object failed: only 1 global evpn controller can be defined at "),
-    ("POST", "/cluster/sdn/zones", {"zone": "other", "type": "evpn", "controller": "evpnctl", "vrf-vxlan": "10000"},
-     "create sdn zone object failed: vrf-vxlan 10000 is already declared in evpn"),
-    ("POST", "/cluster/sdn/zones", {"zone": "other", "type": "evpn", "controller": "nope", "vrf-vxlan": "1"},
-     "create sdn zone object failed: controller nope don't exist at "),
-    ("POST", "/cluster/sdn/zones", {"zone": "other", "type": "evpn", "controller": "evpnctl"},
-     "missing value for required option 'vrf-vxlan'"),
-    ("POST", "/cluster/sdn/zones", {"zone": "other", "type": "simple", "exitnodes": "pve1"},
-     "unexpected property 'exitnodes'"),
-    ("POST", "/cluster/sdn/zones", {"zone": "evpn", "type": "simple"},
-     "create sdn zone object failed: sdn zone object ID 'evpn' already defined"),
-    ("POST", "/cluster/sdn/vnets", {"vnet": "other", "zone": "evpn", "tag": "11001"},
-     "create sdn vnet object failed: 400 Parameter verification failed.\ntag: vxlan tag 11001 already exist in vnet roz1 in zone evpn "),
-    ("POST", "/cluster/sdn/vnets", {"vnet": "other", "zone": "evpn"},
-     "create sdn vnet object failed: 400 Parameter verification failed.\ntag: missing vxlan tag"),
-    ("POST", "/cluster/sdn/vnets/roz1/subnets", {"subnet": "10.1.2.0/24", "type": "subnet", "gateway": "10.1.3.1"},
-     "create sdn subnet object failed: 10.1.3.1 is not in subnet 10.1.2.0/24"),
-    ("POST", "/cluster/sdn/vnets/nope/subnets", {"subnet": "10.1.2.0/24", "type": "subnet"},
-     "create sdn subnet object failed: nope don't exist"),
-    ("DELETE", "/cluster/sdn/zones/evpn", {}, "delete sdn zone object failed: zone evpn is used by vnet roz1 at "),
-    ("DELETE", "/cluster/sdn/controllers/evpnctl", {}, "delete sdn controller object failed: controller evpnctl is used by evpn at "),
-    ("DELETE", "/cluster/sdn/vnets/roz1", {}, "delete sdn vnet object failed: 400 Parameter verification failed.\nvnet: Can't delete vnet if subnets exists"),
-    ("PUT", "/cluster/sdn/zones/evpn", {"delete": "controller"}, "update sdn zone object failed: unable to delete required option 'controller'"),
-    ("PUT", "/cluster/sdn/zones/evpn", {"delete": "mtu", "mtu": "1300"}, "update sdn zone object failed: cannot set and delete property 'mtu' at the same time!"),
-    ("PUT", "/cluster/sdn/zones/evpn", {"delete": "dhcp"}, "update sdn zone object failed: no such option 'dhcp'"),
-    ("GET", "/cluster/sdn/zones/nope", {}, "sdn 'nope' does not exist"),
-    ("GET", "/cluster/sdn/vnets/nope", {}, "sdn vnet 'nope' does not exist"),
-])
+@pytest.mark.parametrize(
+    "method,path,params,expected",
+    [
+        (
+            "POST",
+            "/cluster/sdn/controllers",
+            {"controller": "second", "type": "evpn", "asn": "1", "peers": "10.9.9.9"},
+            "create sdn controller object failed: only 1 global evpn controller can be defined at ",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/zones",
+            {"zone": "other", "type": "evpn", "controller": "evpnctl", "vrf-vxlan": "10000"},
+            "create sdn zone object failed: vrf-vxlan 10000 is already declared in evpn",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/zones",
+            {"zone": "other", "type": "evpn", "controller": "nope", "vrf-vxlan": "1"},
+            "create sdn zone object failed: controller nope don't exist at ",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/zones",
+            {"zone": "other", "type": "evpn", "controller": "evpnctl"},
+            "missing value for required option 'vrf-vxlan'",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/zones",
+            {"zone": "other", "type": "simple", "exitnodes": "pve1"},
+            "unexpected property 'exitnodes'",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/zones",
+            {"zone": "evpn", "type": "simple"},
+            "create sdn zone object failed: sdn zone object ID 'evpn' already defined",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/vnets",
+            {"vnet": "other", "zone": "evpn", "tag": "11001"},
+            "create sdn vnet object failed: 400 Parameter verification failed.\ntag: vxlan tag 11001 already exist in vnet roz1 in zone evpn ",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/vnets",
+            {"vnet": "other", "zone": "evpn"},
+            "create sdn vnet object failed: 400 Parameter verification failed.\ntag: missing vxlan tag",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/vnets/roz1/subnets",
+            {"subnet": "10.1.2.0/24", "type": "subnet", "gateway": "10.1.3.1"},
+            "create sdn subnet object failed: 10.1.3.1 is not in subnet 10.1.2.0/24",
+        ),
+        (
+            "POST",
+            "/cluster/sdn/vnets/nope/subnets",
+            {"subnet": "10.1.2.0/24", "type": "subnet"},
+            "create sdn subnet object failed: nope don't exist",
+        ),
+        ("DELETE", "/cluster/sdn/zones/evpn", {}, "delete sdn zone object failed: zone evpn is used by vnet roz1 at "),
+        (
+            "DELETE",
+            "/cluster/sdn/controllers/evpnctl",
+            {},
+            "delete sdn controller object failed: controller evpnctl is used by evpn at ",
+        ),
+        (
+            "DELETE",
+            "/cluster/sdn/vnets/roz1",
+            {},
+            "delete sdn vnet object failed: 400 Parameter verification failed.\nvnet: Can't delete vnet if subnets exists",
+        ),
+        (
+            "PUT",
+            "/cluster/sdn/zones/evpn",
+            {"delete": "controller"},
+            "update sdn zone object failed: unable to delete required option 'controller'",
+        ),
+        (
+            "PUT",
+            "/cluster/sdn/zones/evpn",
+            {"delete": "mtu", "mtu": "1300"},
+            "update sdn zone object failed: cannot set and delete property 'mtu' at the same time!",
+        ),
+        ("PUT", "/cluster/sdn/zones/evpn", {"delete": "dhcp"}, "update sdn zone object failed: no such option 'dhcp'"),
+        ("GET", "/cluster/sdn/zones/nope", {}, "sdn 'nope' does not exist"),
+        ("GET", "/cluster/sdn/vnets/nope", {}, "sdn vnet 'nope' does not exist"),
+    ],
+)
 def test_pve_refuses(pve_cluster, method, path, params, expected):
     _evpn(pve_cluster)
     before = {p.name: p.read_text() for p in (pve_cluster.store.root / "sdn").glob("*.cfg")}
@@ -134,11 +220,17 @@ def test_lock_token_on_9(pve_cluster, pve_version):
     assert (pve_cluster.store.root / "sdn" / ".lock").read_text() == token
     message = _fails(pve_cluster, "POST", "/cluster/sdn/vnets", {"vnet": "v1", "zone": "evpn", "tag": "1"})
     assert message.startswith("create sdn vnet object failed: invalid lock token provided! at ")
-    assert _fails(pve_cluster, "POST", "/cluster/sdn/controllers", {
-        "controller": "ctl", "type": "evpn", "asn": "1", "peers": "10.0.0.1", "lock-token": "wrong"}).startswith(
-        "create sdn controller object failed: invalid lock token provided!")
-    pve_cluster.call("POST", "/cluster/sdn/controllers",
-                     {"controller": "ctl", "type": "evpn", "asn": "1", "peers": "10.0.0.1", "lock-token": token})
+    assert _fails(
+        pve_cluster,
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "ctl", "type": "evpn", "asn": "1", "peers": "10.0.0.1", "lock-token": "wrong"},
+    ).startswith("create sdn controller object failed: invalid lock token provided!")
+    pve_cluster.call(
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "ctl", "type": "evpn", "asn": "1", "peers": "10.0.0.1", "lock-token": token},
+    )
     assert _fails(pve_cluster, "PUT", "/cluster/sdn", {}).startswith("could not commit SDN config: invalid lock token")
     pve_cluster.call("PUT", "/cluster/sdn", {"lock-token": token})
     assert not (pve_cluster.store.root / "sdn" / ".lock").exists(), "apply releases the lock by default"
@@ -151,7 +243,8 @@ def test_lock_refused_with_pending_changes_unless_allowed(pve_cluster, pve_versi
     assert _fails(pve_cluster, "POST", "/cluster/sdn/lock").endswith("configuration has pending changes")
     token = pve_cluster.call("POST", "/cluster/sdn/lock", {"allow-pending": 1})
     assert _fails(pve_cluster, "DELETE", "/cluster/sdn/lock", {"lock-token": "x"}).startswith(
-        "could not release lock: invalid lock token provided!")
+        "could not release lock: invalid lock token provided!"
+    )
     pve_cluster.call("DELETE", "/cluster/sdn/lock", {"lock-token": token})
     pve_cluster.call("POST", "/cluster/sdn/lock", {"allow-pending": 1})
     pve_cluster.call("DELETE", "/cluster/sdn/lock", {"force": 1})
@@ -176,25 +269,50 @@ def _behavior_example():
     """The section-config example block of BEHAVIOR.md 2.2, tabs written as \\t there."""
     text = (PVE_API / "BEHAVIOR.md").read_text()
     start = text.index("Examples of the exact layout")
-    blocks = re.findall(r"```\n(.*?)```", text[start:start + 2000], re.S)
+    blocks = re.findall(r"```\n(.*?)```", text[start : start + 2000], re.S)
     return [block.replace("\\t", "\t") for block in blocks]
 
 
 def test_files_written_byte_for_byte_as_pve_writes_them(pve_cluster):
     controllers, zones, vnets, subnets = [b for b in _behavior_example() if not b.startswith("(")][:4]
     cluster = pve_cluster
-    cluster.call("POST", "/cluster/sdn/controllers", {"controller": "evpnctl", "type": "evpn", "asn": "65000",
-                                                      "peers": "10.0.0.1,10.0.0.2,10.0.0.3"})
-    cluster.call("POST", "/cluster/sdn/controllers", {"controller": "bgppve1", "type": "bgp", "asn": "65001",
-                                                      "node": "pve1", "peers": "192.0.2.1", "ebgp": 1})
-    cluster.call("POST", "/cluster/sdn/zones", {"zone": "zevpn", "type": "evpn", "controller": "evpnctl",
-                                                "vrf-vxlan": "10000", "exitnodes": "pve1,pve2", "ipam": "pve",
-                                                "mac": "BC:24:11:5A:3C:01", "mtu": "1450"})
+    cluster.call(
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "evpnctl", "type": "evpn", "asn": "65000", "peers": "10.0.0.1,10.0.0.2,10.0.0.3"},
+    )
+    cluster.call(
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "bgppve1", "type": "bgp", "asn": "65001", "node": "pve1", "peers": "192.0.2.1", "ebgp": 1},
+    )
+    cluster.call(
+        "POST",
+        "/cluster/sdn/zones",
+        {
+            "zone": "zevpn",
+            "type": "evpn",
+            "controller": "evpnctl",
+            "vrf-vxlan": "10000",
+            "exitnodes": "pve1,pve2",
+            "ipam": "pve",
+            "mac": "BC:24:11:5A:3C:01",
+            "mtu": "1450",
+        },
+    )
     cluster.call("POST", "/cluster/sdn/zones", {"zone": "zsimple", "type": "simple", "dhcp": "dnsmasq", "ipam": "pve"})
     cluster.call("POST", "/cluster/sdn/vnets", {"vnet": "vnet1", "zone": "zevpn", "alias": "my vnet", "tag": "11000"})
-    cluster.call("POST", "/cluster/sdn/vnets/vnet1/subnets", {
-        "subnet": "10.1.1.0/24", "type": "subnet", "gateway": "10.1.1.1", "snat": 1,
-        "dhcp-range": ["start-address=10.1.1.100,end-address=10.1.1.200"]})
+    cluster.call(
+        "POST",
+        "/cluster/sdn/vnets/vnet1/subnets",
+        {
+            "subnet": "10.1.1.0/24",
+            "type": "subnet",
+            "gateway": "10.1.1.1",
+            "snat": 1,
+            "dhcp-range": ["start-address=10.1.1.100,end-address=10.1.1.200"],
+        },
+    )
     root = cluster.store.root / "sdn"
     assert (root / "controllers.cfg").read_text() == controllers
     assert (root / "zones.cfg").read_text() == zones
