@@ -1,15 +1,15 @@
-# make test       every tier: unit, functional, integration (real Salt daemons), lab (make lab end to end)
-# make test-fast  unit and functional tiers only (no daemons, seconds)
-# make bench      the federation model on 100 sites; pvesh calls of an SDN converge;
-#                 wg calls of a 300-peer WireGuard converge; DNS update to peers re-pointed (root)
-# make lab        the local federation in network namespaces (root; SITES=3 for three sites)
-# make lab-status, make lab-move NODE=wro, make lab-down
+# make test       lint, then every tier: unit, functional, integration (real Salt daemons), lab (end to end)
+# make test-fast  lint, unit and functional tiers only (no Salt daemons, no lab; about 3 minutes)
+# make lint       ruff check and ruff format --check (configuration in pyproject.toml)
+# make bench      the benchmarks (bench/), each printing its numbers
+# make lab        the local federation in network namespaces (root)
+# make packages   the Debian packages the lab and the tests need (root; installs only what is missing)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: test test-fast bench lab lab-packages lab-down lab-status lab-move venv
+.PHONY: test test-fast lint bench packages venv lab lab-down lab-status lab-move
 
 venv: $(VENV)/.installed
 
@@ -19,28 +19,32 @@ $(VENV)/.installed: requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	touch $@
 
-test: venv
+# Lab nodes are network namespaces running these programs; the test tiers build lab nodes too.
+PACKAGES := wireguard-go wireguard-tools frr frr-pythontools dnsmasq-base ifupdown2 nftables conntrack iproute2 iputils-ping procps
+
+packages:
+	@test "$$(id -u)" = 0 || { echo "make packages: the lab and the tests make network namespaces: run as root" >&2; exit 1; }
+	@missing=$$(python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv; for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing:" $$missing; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: packages venv lint
 	$(PYTEST)
 
-test-fast: venv
+test-fast: packages venv lint
 	$(PYTEST) -m "not integration and not lab"
 
-bench: venv
+bench: packages venv
 	$(VENV)/bin/python bench/federation.py
 	$(VENV)/bin/python bench/sdn.py
 	$(VENV)/bin/python bench/wireguard.py
 	$(VENV)/bin/python bench/endpoints.py
 	$(VENV)/bin/python bench/lab.py
 
-# The lab: root, and Debian packages the lab needs (installed when missing).
-LAB_PACKAGES := wireguard-go wireguard-tools frr frr-pythontools dnsmasq-base ifupdown2 iproute2 iputils-ping procps
-
-lab-packages:
-	@test "$$(id -u)" = 0 || { echo "make lab: the lab makes network namespaces: run it as root" >&2; exit 1; }
-	@missing=$$(python3 -c 'import venv, ensurepip' 2>/dev/null || echo python3-venv; for p in $(LAB_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
-
-lab: lab-packages venv
+lab: packages venv
 	$(VENV)/bin/python lab/evpnlab.py up --sites $(or $(SITES),2)
 
 lab-down: venv

@@ -73,7 +73,7 @@ def _resolve(names):
 
 
 def _answers_path():
-    return os.path.join(__opts__["cachedir"], ANSWERS)  # pylint: disable=undefined-variable
+    return os.path.join(__opts__["cachedir"], ANSWERS)
 
 
 def _last_answers():
@@ -91,10 +91,10 @@ def _keep_answers(answers):
     os.replace(f"{path}.tmp", path)
 
 
-def beacon(config):  # pylint: disable=unused-argument
-    salt = __salt__  # pylint: disable=undefined-variable
+def beacon(config):
+    salt = __salt__
     try:
-        if __opts__["id"] not in salt["evpn.members"]():  # pylint: disable=undefined-variable
+        if __opts__["id"] not in salt["evpn.members"]():
             return []
         interface = salt["evpn.config"]()["wireguard"]["interface"]
         own_name = salt["evpn.node"]()["endpoint_host"]

@@ -624,7 +624,7 @@ def _check(federation):
 def _pillar(federation):
     if federation is not None:
         return federation
-    return __pillar__.get("evpn")  # pylint: disable=undefined-variable
+    return __pillar__.get("evpn")
 
 
 def _valid_config(federation):
@@ -712,7 +712,7 @@ def _endpoint_view(node_conf, port):
 
 
 def _this_minion(minion_id):
-    return minion_id or __opts__["id"]  # pylint: disable=undefined-variable
+    return minion_id or __opts__["id"]
 
 
 def node(minion_id=None, federation=None):

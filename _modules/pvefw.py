@@ -32,17 +32,17 @@ FORWARD_SINCE = (8, 3)  # pve-firewall 5.1.0: forward rules, enforced by proxmox
 
 
 def __virtual__():
-    if "pvesh.call" in __salt__:  # pylint: disable=undefined-variable
+    if "pvesh.call" in __salt__:
         return __virtualname__
     return (False, "pvefw: pvesh is not installed (not a Proxmox VE node)")
 
 
 def _pvesh(command, path, params=None, output=True):
-    return __salt__["pvesh.call"](command, path, params, output)  # pylint: disable=undefined-variable
+    return __salt__["pvesh.call"](command, path, params, output)
 
 
 def _cache():
-    return __context__.setdefault(CONTEXT, {})  # pylint: disable=undefined-variable
+    return __context__.setdefault(CONTEXT, {})
 
 
 def _get(path):
@@ -128,7 +128,8 @@ def insert_rule(scope, rule):
 
     .. code-block:: bash
 
-        salt-call pvefw.insert_rule cluster '{"type": "in", "action": "ACCEPT", "proto": "udp", "dport": "51820", "enable": 1}'
+        salt-call pvefw.insert_rule cluster \
+            '{"type": "in", "action": "ACCEPT", "proto": "udp", "dport": "51820", "enable": 1}'
     """
     _write("create", _rules_path(scope), rule)
 

@@ -4,8 +4,8 @@ A thin client for the Proxmox VE SDN API through ``pvesh`` on the node (root, JS
 ``pvesh`` costs about a second per call, so each collection is read once per run (with
 ``--pending 1``: one read gives both the configured objects and whether anything waits to be
 applied) and cached in ``__context__``; this module's own writes update the cache, an apply or a
-failed write drops it. Writes send only what they are given. On PVE 9 the first write of a run takes the cluster's SDN lock; every later
-write, the apply and the rollback pass its token. pvesh's errors become
+failed write drops it. Writes send only what they are given. On PVE 9 the first write of a run
+takes the cluster's SDN lock; every later write, the apply and the rollback pass its token. pvesh's errors become
 ``CommandExecutionError`` with pvesh's own message.
 
 CLI Example:
@@ -37,17 +37,17 @@ CONTEXT = "pvesdn"
 
 
 def __virtual__():
-    if "pvesh.call" in __salt__:  # pylint: disable=undefined-variable
+    if "pvesh.call" in __salt__:
         return __virtualname__
     return (False, "pvesdn: pvesh is not installed (not a Proxmox VE node)")
 
 
 def _context():
-    return __context__.setdefault(CONTEXT, {"reads": {}})  # pylint: disable=undefined-variable
+    return __context__.setdefault(CONTEXT, {"reads": {}})
 
 
 def _pvesh(command, path, params=None, output=True):
-    return __salt__["pvesh.call"](command, path, params, output)  # pylint: disable=undefined-variable
+    return __salt__["pvesh.call"](command, path, params, output)
 
 
 def _path(collection, vnet=None):
@@ -127,7 +127,7 @@ def supports_lock():
     context = _context()
     if "supports_lock" not in context:
         result = __salt__["cmd.run_all"](
-            ["pvesh", "usage", "/cluster/sdn/lock"],  # pylint: disable=undefined-variable
+            ["pvesh", "usage", "/cluster/sdn/lock"],
             python_shell=False,
             ignore_retcode=True,
             output_loglevel="quiet",
@@ -137,7 +137,7 @@ def supports_lock():
 
 
 def _token_file():
-    return pathlib.Path(__opts__["cachedir"], "pvesdn-lock-token")  # pylint: disable=undefined-variable
+    return pathlib.Path(__opts__["cachedir"], "pvesdn-lock-token")
 
 
 def _forget_token():

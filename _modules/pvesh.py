@@ -42,7 +42,7 @@ def call(command, path, params=None, output=True):
     result = __salt__["cmd.run_all"](
         args,
         python_shell=False,
-        ignore_retcode=True,  # pylint: disable=undefined-variable
+        ignore_retcode=True,
         output_loglevel="debug",
     )
     if result["retcode"] != 0 or "TASK ERROR" in result["stderr"]:

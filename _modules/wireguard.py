@@ -39,7 +39,7 @@ def _run(args, stdin=None):
         args,
         python_shell=False,
         stdin=stdin,
-        ignore_retcode=True,  # pylint: disable=undefined-variable
+        ignore_retcode=True,
         output_loglevel="quiet",
     )
     if result["retcode"] != 0:
@@ -105,7 +105,7 @@ def show(interface="wg0"):
     """
     result = __salt__["cmd.run_all"](
         ["wg", "show", interface, "dump"],
-        python_shell=False,  # pylint: disable=undefined-variable
+        python_shell=False,
         ignore_retcode=True,
         output_loglevel="quiet",
     )
@@ -216,7 +216,7 @@ def link(interface="wg0"):
     """
     result = __salt__["cmd.run_all"](
         ["ip", "-j", "addr", "show", "dev", interface],
-        python_shell=False,  # pylint: disable=undefined-variable
+        python_shell=False,
         ignore_retcode=True,
         output_loglevel="quiet",
     )

@@ -32,7 +32,7 @@ BGP_SUMMARY = "vtysh -c 'show bgp l2vpn evpn summary json'"
 
 
 def _model():
-    functions = salt.loader.minion_mods(__opts__, whitelist=["evpn"])  # pylint: disable=undefined-variable
+    functions = salt.loader.minion_mods(__opts__, whitelist=["evpn"])
     if "evpn.members" not in functions:
         raise CommandExecutionError(
             "the evpn execution module is not on the master: run salt-run saltutil.sync_modules"
@@ -48,7 +48,7 @@ def _first_of_burst(debounce, longest):
     sent, so it covers them. A marker file, whose time each event touches, makes this hold
     across the reactor's workers.
     """
-    marker = pathlib.Path(__opts__["cachedir"]) / PENDING  # pylint: disable=undefined-variable
+    marker = pathlib.Path(__opts__["cachedir"]) / PENDING
     while True:
         try:
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
@@ -88,7 +88,7 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
 
         salt-run evpn.endpoint_changed pve-wro1
     """
-    cached = __salt__["cache.pillar"]([sender], tgt_type="list")  # pylint: disable=undefined-variable
+    cached = __salt__["cache.pillar"]([sender], tgt_type="list")
     federation = (cached.get(sender) or {}).get("evpn")
     model = _model()
     try:
@@ -104,7 +104,7 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
         return {"sender": sender, "refreshed": [], "comment": f"{sender} is not a node of the federation"}
     if not _first_of_burst(debounce, longest):
         return {"sender": sender, "refreshed": [], "comment": "gathered into the refresh under way"}
-    with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
+    with salt.client.get_local_client(mopts=__opts__) as client:
         jid = client.cmd_async(members, "wireguard.refresh_endpoints", arg=[interface], tgt_type="list")
     log.info("evpn/endpoint/changed from %s: refreshing %s (job %s)", sender, ", ".join(members), jid)
     return {"sender": sender, "refreshed": members, "jid": jid, "comment": "refresh sent to every node"}
@@ -113,7 +113,7 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
 def _federation():
     """The evpn pillar as the master last rendered it for a minion, and the model."""
     model = _model()
-    for pillar in __salt__["cache.pillar"]("*").values():  # pylint: disable=undefined-variable
+    for pillar in __salt__["cache.pillar"]("*").values():
         if (pillar or {}).get("evpn"):
             return pillar["evpn"], model
     raise CommandExecutionError("no minion has an evpn pillar in the master's cache")
@@ -158,7 +158,7 @@ def status():
     federation, model = _federation()
     members = model["evpn.members"](federation=federation)
     interface = model["evpn.config"](federation=federation)["wireguard"]["interface"]
-    with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
+    with salt.client.get_local_client(mopts=__opts__) as client:
         answers = client.cmd(
             members,
             ["wireguard.show", "wireguard.configured_peers", "cmd.run", "pvesdn.pending"],
@@ -183,7 +183,9 @@ def status():
         problems += wg_problem + bgp_problem + (pending is True)
         rows.append((member, node["site"], wireguard, bgp + (" !" if bgp_problem else ""), sdn))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(map(str, row), widths, strict=True)).rstrip() for row in rows
+    ]
     lines.append(f"{problems} problem(s)" if problems else "no problems")
     return "\n".join(lines)
 
@@ -201,7 +203,7 @@ def plan():
     """
     federation, model = _federation()
     members = model["evpn.members"](federation=federation)
-    with salt.client.get_local_client(mopts=__opts__) as client:  # pylint: disable=undefined-variable
+    with salt.client.get_local_client(mopts=__opts__) as client:
         answers = client.cmd(members, "state.apply", ["evpn"], kwarg={"test": True}, tgt_type="list", timeout=120)
     result = {}
     for member in members:

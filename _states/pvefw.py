@@ -29,7 +29,7 @@ RULE_FIELDS = ("type", "action", "macro", "iface", "source", "dest", "proto", "d
 
 
 def __virtual__():
-    if "pvefw.rules" in __salt__:  # pylint: disable=undefined-variable
+    if "pvefw.rules" in __salt__:
         return __virtualname__
     return (False, "pvefw: the pvefw execution module is not available (no pvesh)")
 
@@ -76,8 +76,8 @@ def ipset_present(name, cidrs, comment=None):
     cleared, ``/32`` left out), created with ``comment`` when missing.
     """
     ret = _ret(name)
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     try:
         exists = name in salt["pvefw.named"]("ipsets")
         current = set(salt["pvefw.ipset"](name)) if exists else set()
@@ -156,7 +156,7 @@ def _plan(current, wanted, fixed=None):
 
 def _run_plan(scope, plan, rule_of, digest):
     """Carry out a plan; PVE checks ``digest`` on the first write, the later ones follow from it."""
-    salt = __salt__  # pylint: disable=undefined-variable
+    salt = __salt__
     for operation, where, moveto in plan:
         if operation == "delete":
             salt["pvefw.delete_rule"](scope, where, digest=digest)
@@ -173,8 +173,8 @@ def group_present(name, rules, comment=None):
     when missing), with as few moves as the rules already in order allow.
     """
     ret = _ret(name)
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     wanted = [_normal(rule) for rule in rules]
     if len({_key(rule) for rule in wanted}) != len(wanted):
         ret.update(result=False, comment="rules: the same rule is listed twice")
@@ -193,7 +193,7 @@ def group_present(name, rules, comment=None):
         if not test:
             if not exists:
                 salt["pvefw.create"]("groups", name, comment)
-            _run_plan(scope, plan, dict(zip(keys, wanted)), current["digest"])
+            _run_plan(scope, plan, dict(zip(keys, wanted, strict=True)), current["digest"])
     except (CommandExecutionError, SaltInvocationError) as err:
         return _failed(ret, err)
     return _finish(ret, changes, f"Security group {name}", test)
@@ -213,8 +213,8 @@ def rules_present(name, rules, absent=(), node=None):
     deleted around them.
     """
     ret = _ret(name)
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     wanted = {item["name"]: _normal(item["rule"]) for item in rules}
     misnamed = [n for n, rule in wanted.items() if not _is_named(rule, n)]
     if misnamed:
@@ -266,8 +266,8 @@ def options(name, values, node=None):
     not named are left as they are.
     """
     ret = _ret(name)
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     try:
         current = salt["pvefw.options"](node)
         differing = {k: v for k, v in values.items() if str(current["options"].get(k)) != str(v)}

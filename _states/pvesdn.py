@@ -33,13 +33,13 @@ CONTEXT = "pvesdn"
 
 
 def __virtual__():
-    if "pvesdn.read" in __salt__:  # pylint: disable=undefined-variable
+    if "pvesdn.read" in __salt__:
         return __virtualname__
     return (False, "pvesdn: the pvesdn execution module is not available (no pvesh)")
 
 
 def _run_state():
-    return __context__.setdefault(CONTEXT, {"reads": {}})  # pylint: disable=undefined-variable
+    return __context__.setdefault(CONTEXT, {"reads": {}})
 
 
 def _same(key, current, desired):
@@ -77,7 +77,7 @@ def _fail(ret, err):
     run = _run_state()
     run["failed"] = True
     try:
-        rolled_back = __salt__["pvesdn.rollback"]()  # pylint: disable=undefined-variable
+        rolled_back = __salt__["pvesdn.rollback"]()
         undo = (
             "the SDN configuration was rolled back and the lock released"
             if rolled_back
@@ -93,7 +93,7 @@ def _act(ret, changes, would, done, write):
     """Report ``changes``: in test mode say ``would``; otherwise run ``write`` (unless an
     earlier SDN write of this run failed) and say ``done``."""
     ret["changes"] = changes
-    if __opts__["test"]:  # pylint: disable=undefined-variable
+    if __opts__["test"]:
         _run_state()["would_change"] = True
         ret.update(result=None, comment=would)
         return ret
@@ -112,7 +112,7 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
     from ``name`` (subnets: created by CIDR, addressed by id)."""
     ret = _ret(name)
     try:
-        objects = __salt__["pvesdn.read"](collection, vnet=vnet)  # pylint: disable=undefined-variable
+        objects = __salt__["pvesdn.read"](collection, vnet=vnet)
     except CommandExecutionError as err:
         ret.update(result=False, comment=str(err))
         return ret
@@ -136,9 +136,9 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
 
     def write():
         if current is None:
-            __salt__["pvesdn.create"](collection, create_as or name, changes["new"], vnet=vnet)  # pylint: disable=undefined-variable
+            __salt__["pvesdn.create"](collection, create_as or name, changes["new"], vnet=vnet)
         else:
-            __salt__["pvesdn.update"](  # pylint: disable=undefined-variable
+            __salt__["pvesdn.update"](
                 collection,
                 name,
                 {k: c["new"] for k, c in changes.items() if c["new"] is not None},
@@ -153,7 +153,7 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
 
 def _remove(collection, name, kind, vnet=None):
     ret = _ret(name)
-    objects = __salt__["pvesdn.read"](collection, vnet=vnet)  # pylint: disable=undefined-variable
+    objects = __salt__["pvesdn.read"](collection, vnet=vnet)
     if (objects.get(name) or {}).get("config") is None:
         ret["comment"] = f"SDN {kind} {name} is absent"
         return ret
@@ -163,7 +163,7 @@ def _remove(collection, name, kind, vnet=None):
         f"SDN {kind} {name} would be deleted",
         f"SDN {kind} {name} deleted (pending until applied)",
         lambda: __salt__["pvesdn.delete"](collection, name, vnet=vnet),
-    )  # pylint: disable=undefined-variable
+    )
 
 
 def controller_present(name, params):
@@ -225,13 +225,13 @@ def zone_pruned(name, keep, prune=False):
     alone. Objects of other zones are never looked at.
     """
     ret = _ret(name)
-    vnets = __salt__["pvesdn.read"]("vnets")  # pylint: disable=undefined-variable
+    vnets = __salt__["pvesdn.read"]("vnets")
     unmanaged = []  # (collection, id, vnet), subnets before their vnet
     for vnet, entry in sorted(vnets.items()):
         config = entry["config"]
         if not config or config.get("zone") != name:
             continue
-        subnets = __salt__["pvesdn.read"]("subnets", vnet=vnet)  # pylint: disable=undefined-variable
+        subnets = __salt__["pvesdn.read"]("subnets", vnet=vnet)
         for subnet, sub_entry in sorted(subnets.items()):
             if sub_entry["config"] and subnet not in keep.get(vnet, ()):
                 unmanaged.append(("subnets", subnet, vnet))
@@ -249,7 +249,7 @@ def zone_pruned(name, keep, prune=False):
 
     def write():
         for collection, ident, vnet in unmanaged:
-            __salt__["pvesdn.delete"](collection, ident, vnet=vnet)  # pylint: disable=undefined-variable
+            __salt__["pvesdn.delete"](collection, ident, vnet=vnet)
 
     return _act(
         ret,
@@ -269,18 +269,18 @@ def applied(name):
     if _refuse_after_failure(ret):
         return ret
     try:
-        pending = __salt__["pvesdn.pending"]()  # pylint: disable=undefined-variable
-        if __opts__["test"]:  # pylint: disable=undefined-variable
+        pending = __salt__["pvesdn.pending"]()
+        if __opts__["test"]:
             if pending or _run_state().get("would_change"):
                 ret.update(result=None, changes={"applied": True}, comment="The SDN configuration would be applied")
             else:
                 ret["comment"] = "Nothing to apply"
             return ret
         if not pending:
-            __salt__["pvesdn.release"]()  # pylint: disable=undefined-variable
+            __salt__["pvesdn.release"]()
             ret["comment"] = "Nothing to apply"
             return ret
-        upid = __salt__["pvesdn.apply"]()  # pylint: disable=undefined-variable
+        upid = __salt__["pvesdn.apply"]()
     except CommandExecutionError as err:
         return _fail(ret, err)
     ret.update(changes={"applied": True}, comment=f"SDN configuration applied ({upid})")

@@ -23,7 +23,7 @@ __virtualname__ = "sysctld"
 
 
 def __virtual__():
-    if "sysctl.show" in __salt__ and "sysctl.assign" in __salt__:  # pylint: disable=undefined-variable
+    if "sysctl.show" in __salt__ and "sysctl.assign" in __salt__:
         return __virtualname__
     return (False, "sysctld: the sysctl execution module is not available")
 
@@ -38,10 +38,10 @@ def managed(name, settings):
     A key the kernel does not have (its module not loaded) fails the state, naming the key.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    salt = __salt__  # pylint: disable=undefined-variable
+    salt = __salt__
     live = salt["sysctl.show"]()
     missing = sorted(key for key in settings if key not in live)
-    if missing and not __opts__["test"]:  # pylint: disable=undefined-variable
+    if missing and not __opts__["test"]:
         ret.update(result=False, comment=f"The kernel has no {', '.join(missing)} (is its module loaded?)")
         return ret
     differing = {
@@ -60,7 +60,7 @@ def managed(name, settings):
     if not ret["changes"]:
         ret["comment"] = f"{len(settings)} kernel parameters are set and persisted in {name}"
         return ret
-    if __opts__["test"]:  # pylint: disable=undefined-variable
+    if __opts__["test"]:
         ret.update(result=None, comment=f"Kernel parameters would be set and persisted in {name}")
         return ret
     try:

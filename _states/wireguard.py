@@ -34,7 +34,7 @@ def __virtual__():
 
 
 def _without_wg(ret, what):
-    if __opts__["test"]:  # pylint: disable=undefined-variable
+    if __opts__["test"]:
         ret.update(result=None, comment=f"wg (wireguard-tools) is not installed yet; once it is, {what}")
     else:
         ret.update(result=False, comment="wg (wireguard-tools) is not installed")
@@ -102,8 +102,8 @@ def interface_present(name, address, port, mtu, peers):
     AllowedIPs routed through it, persisted in ``/etc/wireguard/<name>.conf``.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     if "wireguard.show" not in salt:
         return _without_wg(ret, f"{name} would be configured with {len(peers)} peers")
     try:
@@ -184,14 +184,14 @@ def peer_absent(name, public_key):
     No peer with ``public_key`` on interface ``name``, live and in the persisted file.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": f"{name} has no peer {public_key}"}
-    salt = __salt__  # pylint: disable=undefined-variable
+    salt = __salt__
     if "wireguard.show" not in salt:
         return _without_wg(ret, f"{name} would have no peer {public_key}")
     live = salt["wireguard.show"](name)
     if not live or public_key not in live["peers"]:
         return ret
     ret["changes"] = {"removed": public_key}
-    if __opts__["test"]:  # pylint: disable=undefined-variable
+    if __opts__["test"]:
         ret.update(result=None, comment=f"Peer {public_key} would be removed from {name}")
         return ret
     try:
@@ -211,8 +211,8 @@ def handshakes_recent(name, peers, within=180, timeout=60):
     A check that changes nothing: orch.evpn ends with it. In test mode it does not wait.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    salt = __salt__  # pylint: disable=undefined-variable
-    test = __opts__["test"]  # pylint: disable=undefined-variable
+    salt = __salt__
+    test = __opts__["test"]
     if "wireguard.show" not in salt:
         return _without_wg(ret, f"the handshakes on {name} would be checked")
     keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name)}

@@ -13,7 +13,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "_modules"), str(REPO / "tests")]
 
-import evpn  # noqa: E402  pylint: disable=wrong-import-position
+import evpn  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
 
 evpn.__opts__ = {"id": None}

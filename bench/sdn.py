@@ -54,8 +54,8 @@ def main():
     args = parser.parse_args()
     federation = generated_federation(2, 1, vnets_per_site=args.vnets)
     site, node = "s000", "pve-s000-0"
-    with tempfile.TemporaryDirectory(prefix="evpn-bench-") as tmp:
-        tmp = pathlib.Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="evpn-bench-") as tmp_dir:
+        tmp = pathlib.Path(tmp_dir)
         (tmp / "pillar" / "evpn").mkdir(parents=True)
         (tmp / "pillar" / "top.sls").write_text("base:\n  '*':\n    - evpn\n")
         (tmp / "pillar" / "evpn" / "init.sls").write_text(yaml.safe_dump({"evpn": federation}))

@@ -59,8 +59,8 @@ def main():
         }
         for i, key in enumerate(public_keys(args.peers))
     ]
-    with tempfile.TemporaryDirectory(prefix="evpn-bench-wg-") as tmp:
-        tmp = pathlib.Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="evpn-bench-wg-") as tmp_dir:
+        tmp = pathlib.Path(tmp_dir)
         log = tmp / "calls.log"
         counting_wrappers(tmp / "bin", log)
         with Lab(tmp / "lab", prefix=f"b{os.getpid() % 100000}-") as lab:

@@ -56,10 +56,12 @@ def adapt_frr(text):
         elif re.match(r"router bgp \d+ vrf ", first) or re.match(r"ipv6? route \S+ \S+ xvrf_", first):
             continue
         elif re.match(r"router bgp \d+$", first):
-            stanza = re.sub(
+            without_imports = re.sub(
                 r" !\n address-family ipv6? unicast\n(  import vrf \S+\n)+ exit-address-family\n", "", stanza
             )
-            kept.append(stanza.replace("  advertise-all-vni\n", "  advertise-all-vni\n  advertise ipv4 unicast\n"))
+            kept.append(
+                without_imports.replace("  advertise-all-vni\n", "  advertise-all-vni\n  advertise ipv4 unicast\n")
+            )
         else:
             kept.append(stanza)
     return "\n!\n".join(kept)

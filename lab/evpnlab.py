@@ -149,7 +149,7 @@ def prove(lab, sites, started, **times):
     step("waiting for the BGP l2vpn evpn sessions and the VMs' routes")
     established = wait_for_bgp(lab, sites) and announce_vms(lab, sites)
     print(status_table(lab, sites))
-    for source, target in zip(sites, sites[1:] + sites[:1]):
+    for source, target in zip(sites, sites[1:] + sites[:1], strict=True):
         proc = vm_ping(source, target)
         summary = [line for line in proc.stdout.splitlines() if "transmitted" in line]
         step(

@@ -1,5 +1,5 @@
 """
-Lab nodes in Linux namespaces (shared/reference/lab-recipe.md), for the lab and the tests.
+Lab nodes in Linux namespaces, for the lab and the tests.
 
 A node is a network namespace plus a persistent private mount namespace and a UTS namespace:
 its own /run (so wireguard-go's /run/wireguard/<if>.sock, FRR's and Salt's sockets are per
@@ -109,7 +109,7 @@ class Lab:
         """
         self.dns_records = self.state / "dns-records"
         self._write_dns(records)
-        process = subprocess.Popen(  # pylint: disable=consider-using-with
+        process = subprocess.Popen(
             [
                 "ip",
                 "netns",
@@ -321,11 +321,11 @@ class Node:
 
     def spawn(self, *argv, label, log_path=None, **kwargs):
         """Start a long-running program inside the node; the lab records it for teardown."""
-        log = open(log_path or os.devnull, "ab")  # pylint: disable=consider-using-with
+        log = open(log_path or os.devnull, "ab")
         process = subprocess.Popen(
             self.command(*argv),
             stdout=log,
-            stderr=log,  # pylint: disable=consider-using-with
+            stderr=log,
             stdin=subprocess.DEVNULL,
             **kwargs,
         )

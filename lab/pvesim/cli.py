@@ -88,7 +88,7 @@ def render(result, return_schema, formats):
     if fmt == "json-pretty":
         return json.dumps(result, sort_keys=True, indent=3, separators=(",", " : ")) + "\n"
     if fmt == "yaml":
-        import yaml  # pylint: disable=import-outside-toplevel
+        import yaml
 
         return yaml.safe_dump(result, explicit_start=True, default_flow_style=False)
     if not isinstance(result, (list, dict)):
@@ -111,8 +111,8 @@ def render_table(result, return_schema, formats):
     widths = [max(len(str(r[i])) for r in rows + ([header] if header else [])) for i in range(len(rows[0]))]
 
     def line(cells):
-        text = " ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-        return text if formats.get("noborder") else f"| {' | '.join(str(c).ljust(w) for c, w in zip(cells, widths))} |"
+        padded = [str(c).ljust(w) for c, w in zip(cells, widths, strict=True)]
+        return " ".join(padded).rstrip() if formats.get("noborder") else f"| {' | '.join(padded)} |"
 
     border = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
     out = []
@@ -146,7 +146,7 @@ def _cell(value):
 
 def list_children(api, path):
     """``pvesh ls``: one row per child: capabilities (D r w c d) and name."""
-    template, params = api.schema.resolve(path)
+    template, _ = api.schema.resolve(path)
     if template is None:
         raise PveError(f"no such resource '{path}'", exit_code=255)
     rows = []
@@ -258,7 +258,7 @@ def main(argv=None):
         if command not in COMMANDS:
             raise PveError(f"unknown command 'pvesh {command}'", usage=True)
         method = COMMANDS[command]
-        template, path_params, method_schema = api.endpoint(method, path)
+        _, path_params, method_schema = api.endpoint(method, path)
         properties = {
             k: v for k, v in method_schema["parameters"].get("properties", {}).items() if k not in path_params
         }

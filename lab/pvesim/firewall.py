@@ -76,7 +76,7 @@ def parse_rule(line):
         rule["action"] = action
     tokens = options.split()
     names = dict(RULE_OPTIONS)
-    for flag, value in zip(tokens[::2], tokens[1::2]):
+    for flag, value in zip(tokens[::2], tokens[1::2], strict=False):
         if flag in names:
             rule[names[flag]] = value
     if comment:

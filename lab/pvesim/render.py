@@ -1,10 +1,9 @@
 """
 What pve-network generates on a node when the SDN configuration is applied, for EVPN zones with
-an EVPN controller: ``/etc/network/interfaces.d/sdn`` and ``/etc/frr/frr.conf``
-(shared/pve-api/BEHAVIOR.md section 3.7; the golden files in shared/pve-api/fixtures are the
-reference). Pure functions of the running configuration (``.running-config``) and the node's
-own facts: its name, its address among the controller's peers (the VTEP address), and the
-interface and address of its default route (for SNAT).
+an EVPN controller: ``/etc/network/interfaces.d/sdn`` and ``/etc/frr/frr.conf`` (pve-network's
+own golden files in tests/data are the reference). Pure functions of the running configuration
+(``.running-config``) and the node's own facts: its name, its address among the controller's
+peers (the VTEP address), and the interface and address of its default route (for SNAT).
 """
 
 import ipaddress
@@ -287,7 +286,7 @@ def node_facts():
     default = next((r for r in _ip_json("route", "show", "default") if r.get("dev")), None)
     outgoing = None
     if default:
-        link = next((l for l in links if l.get("ifname") == default["dev"]), {})
+        link = next((i for i in links if i.get("ifname") == default["dev"]), {})
         ipv4 = [
             a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet" and a.get("scope") == "global"
         ]

@@ -1,7 +1,7 @@
 """
 The PVE API schema of one version, and parameter checking the way pve-common's JSONSchema.pm
-does it (messages included). The schema files are upstream data read from shared/pve-api (or
-PVESIM_SCHEMA_DIR); they are never copied into the project.
+does it (messages included). The schema files are upstream data shipped unchanged in lab/data/pve-api
+(provenance and licence in lab/data/README.md), or read from PVESIM_SCHEMA_DIR.
 """
 
 import ipaddress
@@ -17,7 +17,7 @@ SCHEMA_FILES = {
     "8.4": "schema-sdn-firewall.pve8.4.json",
     "7.4": "schema-sdn-firewall.pve7.4.json",
 }
-DEFAULT_SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "pve-api"
+DEFAULT_SCHEMA_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "pve-api"
 
 
 def schema_dir():
@@ -34,7 +34,7 @@ class Schema:
         if not path.is_file():
             raise PveError(
                 f"pvesim: the PVE {version} API schema is missing at {path} "
-                "(set PVESIM_SCHEMA_DIR to the folder holding shared/pve-api)"
+                "(lab/data/pve-api of the checkout, or PVESIM_SCHEMA_DIR)"
             )
         self.version = version
         self.paths = json.loads(path.read_text())["paths"]

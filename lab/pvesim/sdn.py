@@ -132,7 +132,8 @@ class Sdn:
     def typed(self, section):
         """Values as PVE returns them: integers and booleans become numbers."""
         out = {}
-        for key, value in section.items():
+        for key, text in section.items():
+            value = text
             if self.value_types.get(key) in ("integer", "boolean") and isinstance(value, str):
                 value = int(value) if value.lstrip("-").isdigit() else value
             if key in LIST_KEYS and isinstance(value, str):
@@ -211,10 +212,11 @@ class Sdn:
         section = {}
         for key, value in conf.items():
             if isinstance(value, dict):
-                value = ",".join(sorted(value))
+                section[key] = ",".join(sorted(value))
             elif isinstance(value, list):
-                value = "\n".join(value)
-            section[key] = str(value)
+                section[key] = "\n".join(value)
+            else:
+                section[key] = str(value)
         return section
 
     @staticmethod
@@ -509,7 +511,8 @@ class Sdn:
 
         self.in_lock("could not commit SDN config", params, commit)
         node = self.api.node
-        upid = f"UPID:{node}:{os.getpid():08X}:{int(time.monotonic() * 100) & 0xFFFFFFFF:08X}:{int(time.time()):08X}:reloadnetworkall::root@pam:"
+        ticks = int(time.monotonic() * 100) & 0xFFFFFFFF
+        upid = f"UPID:{node}:{os.getpid():08X}:{ticks:08X}:{int(time.time()):08X}:reloadnetworkall::root@pam:"
         log = []
         for member in self.store.nodes():
             log.append(f"{member}: reloading network config")

@@ -18,7 +18,7 @@ def dns(monkeypatch):
     """{name: address or None (does not resolve)}"""
     table = {OWN: "203.0.113.11", PEER: "203.0.113.12"}
 
-    def getaddrinfo(host, port, *args, **kwargs):  # pylint: disable=unused-argument
+    def getaddrinfo(host, port, *args, **kwargs):
         if table.get(host) is None:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (table[host], 0))]

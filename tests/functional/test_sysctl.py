@@ -5,17 +5,13 @@ salt/evpn/sysctl.sls and sysctld.managed inside a lab node, whose network parame
 
 import json
 import os
-import shutil
 
 import pytest
 
 from netns import Lab
 from support.saltconfig import salt_call_in
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "sysctl")),
-    reason="needs root, iproute2 and sysctl",
-)
+pytestmark = pytest.mark.usefixtures("lab_host")
 CONFIG = "/etc/sysctl.d/90-evpn.conf"
 
 

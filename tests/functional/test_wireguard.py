@@ -6,17 +6,13 @@ checkout). Needs root, wireguard-go and wireguard-tools (.ci/run installs them).
 
 import json
 import os
-import shutil
 
 import pytest
 
 from netns import Lab
 from support.saltconfig import salt_call_in as salt_call
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping")),
-    reason="needs root, wireguard-go, wireguard-tools, iproute2 and ping",
-)
+pytestmark = pytest.mark.usefixtures("lab_host")
 
 NODES = {"a": ("203.0.113.21", "10.1.0.1"), "b": ("203.0.113.22", "10.2.0.1"), "c": ("203.0.113.23", "10.3.0.1")}
 

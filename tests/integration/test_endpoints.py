@@ -19,11 +19,7 @@ from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
 from support.federation import REPO
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0
-    or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh", "dnsmasq")),
-    reason="needs root, wireguard-go, wireguard-tools, frr, dnsmasq, iproute2 and ping",
-)
+pytestmark = pytest.mark.usefixtures("lab_host")
 TAG = "evpn/endpoint/changed"
 # minion id: (site, public address, endpoint name, WireGuard address)
 NODES = {

@@ -9,20 +9,13 @@ logs or event bus, nor any pillar. (FRR's service state cannot act here: systemd
 in a lab node, so Salt's service module runs "offline"; the lab starts FRR itself.)
 """
 
-import os
-import shutil
-
 import pytest
 
 from federation_lab import lab_federation
 from support.federation import REPO
 from support.pve import pvesh_writes
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0
-    or not all(shutil.which(t) for t in ("wg", "wireguard-go", "ip", "nsenter", "ping", "vtysh", "dnsmasq")),
-    reason="needs root, wireguard-go, wireguard-tools, frr, dnsmasq, iproute2 and ping",
-)
+pytestmark = pytest.mark.usefixtures("lab_host")
 # minion id: (site, public address, endpoint name, WireGuard address)
 NODES = {
     "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),

@@ -9,7 +9,6 @@ one pillar file and one command, and tear-down leaves nothing.
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import time
@@ -21,11 +20,7 @@ from salt_daemons import SaltMaster
 from support.federation import REPO
 from support.pve import pvesh_writes
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not all(shutil.which(t) for t in ("wg", "wireguard-go", "vtysh", "dnsmasq", "ifreload")),
-    reason="needs root and the lab's packages (make lab installs them: wireguard-go, wireguard-tools, frr, "
-    "dnsmasq-base, ifupdown2)",
-)
+pytestmark = pytest.mark.usefixtures("lab_host")
 STATE = pathlib.Path(f"/tmp/evpn-lt{os.getpid() % 100000}")
 PREFIX = f"lt{os.getpid() % 100000}-"
 ENVIRON = {**os.environ, "EVPN_LAB_STATE": str(STATE), "EVPN_LAB_PREFIX": PREFIX}
@@ -98,7 +93,7 @@ def test_a_third_site_by_one_pillar_file_and_one_command(lab):
     assert added.returncode == 0, added.stdout + added.stderr
     pings = [line for line in added.stdout.splitlines() if "ping vm-" in line]
     assert len(pings) == 3 and all("3 received" in line for line in pings), pings
-    print([line for line in added.stdout.splitlines() if "done in" in line][0])
+    print(next(line for line in added.stdout.splitlines() if "done in" in line))
     assert (STATE / "pillar" / "evpn" / "sites" / "krk.sls").exists()
 
 

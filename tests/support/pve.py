@@ -1,5 +1,4 @@
-"""Where the PVE API reference lives (shared/pve-api, beside the checkout) and the versions
-the emulator supports. Tests that need it skip cleanly when it is absent."""
+"""The PVE versions the emulator supports, and helpers for tests that call it."""
 
 import json
 import os
@@ -9,7 +8,6 @@ import sys
 from emulated_pve import emulated_pve_environ
 from support.federation import REPO
 
-PVE_API = REPO.parent / "shared" / "pve-api"
 PVE_VERSIONS = ("8.4", "9.1")
 
 

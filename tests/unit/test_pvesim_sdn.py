@@ -7,7 +7,6 @@ import re
 import pytest
 
 from pvesim.errors import PveError
-from support.pve import PVE_API
 
 
 def _evpn(cluster, peers="10.1.0.1,10.2.0.1"):
@@ -79,7 +78,7 @@ def test_pending_running_round_trip(pve_cluster):
     assert running["zones"]["ids"]["evpn"]["exitnodes"] == {"pve1": 1}
 
     pve_cluster.call("PUT", "/cluster/sdn/zones/evpn", {"mtu": "1300", "delete": "exitnodes"})
-    (zone,) = [z for z in pve_cluster.call("GET", "/cluster/sdn/zones", {"pending": 1})]
+    (zone,) = pve_cluster.call("GET", "/cluster/sdn/zones", {"pending": 1})
     assert zone["state"] == "changed"
     assert zone["pending"] == {"mtu": 1300, "exitnodes": "deleted"}
     assert zone["mtu"] == 1370, "top-level keys hold the running values"
@@ -146,7 +145,8 @@ def test_digest_conflict(pve_cluster):
             "POST",
             "/cluster/sdn/vnets",
             {"vnet": "other", "zone": "evpn", "tag": "11001"},
-            "create sdn vnet object failed: 400 Parameter verification failed.\ntag: vxlan tag 11001 already exist in vnet roz1 in zone evpn ",
+            "create sdn vnet object failed: 400 Parameter verification failed.\n"
+            "tag: vxlan tag 11001 already exist in vnet roz1 in zone evpn ",
         ),
         (
             "POST",
@@ -177,7 +177,8 @@ def test_digest_conflict(pve_cluster):
             "DELETE",
             "/cluster/sdn/vnets/roz1",
             {},
-            "delete sdn vnet object failed: 400 Parameter verification failed.\nvnet: Can't delete vnet if subnets exists",
+            "delete sdn vnet object failed: 400 Parameter verification failed.\n"
+            "vnet: Can't delete vnet if subnets exists",
         ),
         (
             "PUT",
@@ -265,16 +266,21 @@ def test_rollback_restores_the_running_config(pve_cluster, pve_version):
     assert not (pve_cluster.store.root / "sdn" / ".lock").exists()
 
 
-def _behavior_example():
-    """The section-config example block of BEHAVIOR.md 2.2, tabs written as \\t there."""
-    text = (PVE_API / "BEHAVIOR.md").read_text()
-    start = text.index("Examples of the exact layout")
-    blocks = re.findall(r"```\n(.*?)```", text[start : start + 2000], re.S)
-    return [block.replace("\\t", "\t") for block in blocks]
+# The section-config layout of BEHAVIOR.md 2.2 (from pve-common SectionConfig.pm): one blank line
+# after each section, a tab before each property.
+EXAMPLE_FILES = (
+    "evpn: evpnctl\n\tasn 65000\n\tpeers 10.0.0.1,10.0.0.2,10.0.0.3\n\n"
+    "bgp: bgppve1\n\tasn 65001\n\tnode pve1\n\tpeers 198.51.100.1\n\tebgp 1\n\n",
+    "evpn: zevpn\n\tcontroller evpnctl\n\tvrf-vxlan 10000\n\texitnodes pve1,pve2\n\tipam pve\n"
+    "\tmac BC:24:11:5A:3C:01\n\tmtu 1450\n\nsimple: zsimple\n\tdhcp dnsmasq\n\tipam pve\n\n",
+    "vnet: vnet1\n\tzone zevpn\n\talias my vnet\n\ttag 11000\n\n",
+    "subnet: zevpn-10.1.1.0-24\n\tvnet vnet1\n\tdhcp-range start-address=10.1.1.100,end-address=10.1.1.200\n"
+    "\tgateway 10.1.1.1\n\tsnat 1\n\n",
+)
 
 
 def test_files_written_byte_for_byte_as_pve_writes_them(pve_cluster):
-    controllers, zones, vnets, subnets = [b for b in _behavior_example() if not b.startswith("(")][:4]
+    controllers, zones, vnets, subnets = EXAMPLE_FILES
     cluster = pve_cluster
     cluster.call(
         "POST",
@@ -284,7 +290,7 @@ def test_files_written_byte_for_byte_as_pve_writes_them(pve_cluster):
     cluster.call(
         "POST",
         "/cluster/sdn/controllers",
-        {"controller": "bgppve1", "type": "bgp", "asn": "65001", "node": "pve1", "peers": "192.0.2.1", "ebgp": 1},
+        {"controller": "bgppve1", "type": "bgp", "asn": "65001", "node": "pve1", "peers": "198.51.100.1", "ebgp": 1},
     )
     cluster.call(
         "POST",
