@@ -246,6 +246,7 @@ NODE_SCHEMA = {
     "pve_node": Key(_optional(_pve_node_name), None),  # default: minion id up to the first dot
     "address": Key(_host_address),
     "endpoint": Key(_endpoint),
+    "lan_endpoint": Key(_optional(_endpoint), None),  # what peers of the same site use instead
 }
 
 SITE_SCHEMA = {
@@ -462,6 +463,7 @@ def _check_nodes(config, site_networks, report):
         site_path = ("evpn", "sites", site_name)
         own_network = site.get("network") and ipaddress.ip_network(site["network"])
         pve_names = {}
+        site_lan_endpoints = {}
         for node_id, node_conf in site["nodes"].items():
             node_path = site_path + ("nodes", node_id)
             if node_id in owner_of_minion:
@@ -476,14 +478,18 @@ def _check_nodes(config, site_networks, report):
                 )
             pve_names.setdefault(pve_node, node_id)
 
-            if "endpoint" in node_conf:
-                endpoint = split_endpoint(node_conf["endpoint"], config["wireguard"].get("port"))
-                if endpoint in owner_of_endpoint:
+            for key in ("endpoint", "lan_endpoint"):
+                if node_conf.get(key) is None:
+                    continue
+                # A public endpoint is one for the whole federation; a LAN endpoint one per site.
+                endpoint = split_endpoint(node_conf[key], config["wireguard"].get("port"))
+                owner = owner_of_endpoint if key == "endpoint" else site_lan_endpoints
+                if endpoint in owner:
                     report.error(
-                        node_path + ("endpoint",),
-                        f"{node_conf['endpoint']!r} is already the endpoint of {':'.join(owner_of_endpoint[endpoint])}",
+                        node_path + (key,),
+                        f"{node_conf[key]!r} is already the {key} of {':'.join(owner[endpoint])}",
                     )
-                owner_of_endpoint.setdefault(endpoint, node_path)
+                owner.setdefault(endpoint, node_path)
 
             if "address" not in node_conf:
                 continue
@@ -506,7 +512,26 @@ def _check_nodes(config, site_networks, report):
 
         _check_site_roles(site, site_path, report)
         _check_firewall(site, site_path, report)
+        _check_hairpin(config, site, site_path, report)
     return underlay
+
+
+def _check_hairpin(config, site, site_path, report):
+    """Nodes behind one public address (one router, a forwarded port each) reach each other
+    through it only if the router does hairpin NAT, which most ISP routers do not."""
+    hosts = {}
+    for node_id, node_conf in site["nodes"].items():
+        if "endpoint" in node_conf:
+            host, _ = split_endpoint(node_conf["endpoint"], config["wireguard"].get("port"))
+            hosts.setdefault(host, []).append(node_id)
+    for host, node_ids in hosts.items():
+        for node_id in node_ids if len(node_ids) > 1 else ():
+            if site["nodes"][node_id].get("lan_endpoint") is None:
+                report.warn(
+                    site_path + ("nodes", node_id, "lan_endpoint"),
+                    f"is not set, so the other nodes behind {host} reach this node through that public "
+                    "address, which needs hairpin NAT on the router: set the node's LAN address",
+                )
 
 
 def _check_vnets(config, report):
@@ -705,8 +730,8 @@ def _find_node(config_, minion_id):
     raise SaltInvocationError(f"minion_id: {minion_id!r} is not a node of the federation (evpn:sites:*:nodes)")
 
 
-def _endpoint_view(node_conf, port):
-    host, port = split_endpoint(node_conf["endpoint"], port)
+def _endpoint_view(endpoint, port):
+    host, port = split_endpoint(endpoint, port)
     shown_host = f"[{host}]" if ":" in host else host
     return {"endpoint": f"{shown_host}:{port}", "endpoint_host": host, "endpoint_port": port}
 
@@ -742,7 +767,8 @@ def node(minion_id=None, federation=None):
         "site": site_name,
         "pve_node": node_conf["pve_node"],
         "address": node_conf["address"],
-        **_endpoint_view(node_conf, config_["wireguard"]["port"]),
+        **_endpoint_view(node_conf["endpoint"], config_["wireguard"]["port"]),
+        "lan_endpoint": node_conf["lan_endpoint"],
         "sdn_leader": site["sdn_leader"],
         "is_sdn_leader": site["sdn_leader"] == minion_id,
         "is_exit_node": minion_id in site["exit_nodes"],
@@ -753,8 +779,10 @@ def node(minion_id=None, federation=None):
 def wireguard_peers(minion_id=None, federation=None):
     """
     The WireGuard peers of a node: every other node of the federation, sorted by minion id,
-    each with its address, AllowedIPs (its address alone), endpoint and keepalive. Public keys
-    come from the mine and are added by the wireguard state.
+    each with its address, AllowedIPs (its address alone), endpoint and keepalive. The endpoint
+    of a peer in the node's own site is the peer's ``lan_endpoint`` where it has one (routers
+    rarely do hairpin NAT), else its public ``endpoint``. Public keys come from the mine and are
+    added by the wireguard state.
 
     minion_id
         The node whose peers to list; default: this minion.
@@ -770,7 +798,7 @@ def wireguard_peers(minion_id=None, federation=None):
     """
     config_ = _valid_config(federation)
     minion_id = _this_minion(minion_id)
-    _find_node(config_, minion_id)
+    own_site, _, _ = _find_node(config_, minion_id)
     wireguard = config_["wireguard"]
     peers = []
     for site_name, site in config_["sites"].items():
@@ -778,13 +806,14 @@ def wireguard_peers(minion_id=None, federation=None):
             if peer_id == minion_id:
                 continue
             address = ipaddress.ip_address(peer["address"])
+            endpoint = peer["lan_endpoint"] if site_name == own_site and peer["lan_endpoint"] else peer["endpoint"]
             peers.append(
                 {
                     "name": peer_id,
                     "site": site_name,
                     "address": peer["address"],
                     "allowed_ips": [f"{address}/{address.max_prefixlen}"],
-                    **_endpoint_view(peer, wireguard["port"]),
+                    **_endpoint_view(endpoint, wireguard["port"]),
                     "keepalive": wireguard["keepalive"],
                 }
             )
@@ -793,8 +822,8 @@ def wireguard_peers(minion_id=None, federation=None):
 
 def endpoint_names(federation=None):
     """
-    The DNS names among the endpoints of every node, sorted (IP literals cannot move): what
-    the ``evpn_endpoint`` beacon watches on every node.
+    The DNS names among the endpoints (public and LAN) of every node, sorted (IP literals cannot
+    move): what the ``evpn_endpoint`` beacon watches on every node.
 
     federation
         The ``evpn`` pillar to use instead of this minion's own.
@@ -809,11 +838,12 @@ def endpoint_names(federation=None):
     names = set()
     for site in config_["sites"].values():
         for node_conf in site["nodes"].values():
-            host, _ = split_endpoint(node_conf["endpoint"], config_["wireguard"]["port"])
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                names.add(host.rstrip(".").lower())
+            for endpoint in filter(None, (node_conf["endpoint"], node_conf["lan_endpoint"])):
+                host, _ = split_endpoint(endpoint, config_["wireguard"]["port"])
+                try:
+                    ipaddress.ip_address(host)
+                except ValueError:
+                    names.add(host.rstrip(".").lower())
     return sorted(names)
 
 

@@ -10,7 +10,7 @@ import pytest
 import salt.loader
 
 CONFIG = [{"interval": 1}]
-OWN, PEER = "roz.example.net", "wro.dyndns.example.org"
+OWN, PEER = "roz.example.net", "wro.example.net"
 
 
 @pytest.fixture

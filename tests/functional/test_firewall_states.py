@@ -20,6 +20,7 @@ CLUSTER_FW = """[IPSET evpn-management] # evpn: networks that manage this cluste
 [IPSET evpn-wireguard] # evpn: WireGuard addresses of the federation
 
 10.1.0.1
+10.1.0.2
 10.2.0.1
 
 [RULES]

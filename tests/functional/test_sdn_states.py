@@ -65,7 +65,7 @@ def test_cluster_holds_exactly_the_pillar_applied(loaders, version, cluster):
     }
     assert not any("state" in item for items in objects.values() for item in items.values()), "all applied"
     controller, zone = objects["controllers"]["evpnctl"], objects["zones"]["evpn"]
-    assert (controller["asn"], controller["peers"]) == (65000, "10.1.0.1,10.2.0.1")
+    assert (controller["asn"], controller["peers"]) == (65000, "10.1.0.1,10.1.0.2,10.2.0.1")
     assert (zone["exitnodes"], zone["exitnodes-local-routing"], zone["mtu"], zone["vrf-vxlan"]) == (
         "pve-roz1",
         0,

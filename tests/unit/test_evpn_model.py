@@ -34,6 +34,7 @@ def test_node_defaults_to_this_minion():
         "endpoint": "roz.example.net:51820",
         "endpoint_host": "roz.example.net",
         "endpoint_port": 51820,
+        "lan_endpoint": "192.168.2.11",
         "sdn_leader": "pve-roz1",
         "is_sdn_leader": True,
         "is_exit_node": True,
@@ -46,7 +47,7 @@ def test_node_of_another_minion():
     assert (node["site"], node["address"], node["endpoint"]) == (
         "wro",
         "10.2.0.1",
-        "wro.dyndns.example.org:51820",
+        "wro.example.net:51820",
     )
 
 
@@ -56,28 +57,58 @@ def test_unknown_minion_names_the_argument():
 
 
 def test_members_sorted():
-    assert evpn.members() == ["pve-roz1", "pve-wro1"]
+    assert evpn.members() == ["pve-roz1", "pve-roz2", "pve-wro1"]
 
 
 def test_wireguard_peers_are_every_other_node():
     assert evpn.wireguard_peers() == [
         {
+            "name": "pve-roz2",
+            "site": "roz",
+            "address": "10.1.0.2",
+            "allowed_ips": ["10.1.0.2/32"],
+            "endpoint": "192.168.2.12:51820",
+            "endpoint_host": "192.168.2.12",
+            "endpoint_port": 51820,
+            "keepalive": 25,
+        },
+        {
             "name": "pve-wro1",
             "site": "wro",
             "address": "10.2.0.1",
             "allowed_ips": ["10.2.0.1/32"],
-            "endpoint": "wro.dyndns.example.org:51820",
-            "endpoint_host": "wro.dyndns.example.org",
+            "endpoint": "wro.example.net:51820",
+            "endpoint_host": "wro.example.net",
             "endpoint_port": 51820,
             "keepalive": 25,
-        }
+        },
     ]
-    assert [p["name"] for p in evpn.wireguard_peers("pve-wro1")] == ["pve-roz1"]
+    assert [p["name"] for p in evpn.wireguard_peers("pve-wro1")] == ["pve-roz1", "pve-roz2"]
+
+
+def test_peers_of_the_same_site_use_the_lan_endpoint_others_the_public_one():
+    """Two nodes behind one public address with a forwarded port each: peers at other sites
+    use the public name and port, the node's own site its LAN address (no hairpin NAT)."""
+    endpoints = {p["name"]: p["endpoint"] for p in evpn.wireguard_peers("pve-wro1")}
+    assert endpoints == {"pve-roz1": "roz.example.net:51820", "pve-roz2": "roz.example.net:51821"}
+    assert [p["endpoint"] for p in evpn.wireguard_peers("pve-roz2") if p["site"] == "roz"] == ["192.168.2.11:51820"]
+
+
+def test_a_site_node_without_lan_endpoint_uses_the_public_one_and_validation_warns(federation):
+    fed = copy.deepcopy(federation)
+    fed["sites"]["roz"]["nodes"]["pve-roz1"].pop("lan_endpoint")
+    assert [p["endpoint"] for p in evpn.wireguard_peers("pve-roz2", federation=fed) if p["site"] == "roz"] == [
+        "roz.example.net:51820"
+    ]
+    assert evpn.validate(federation=fed)["warnings"] == [
+        "evpn:sites:roz:nodes:pve-roz1:lan_endpoint: is not set, so the other nodes behind roz.example.net reach "
+        "this node through that public address, which needs hairpin NAT on the router: set the node's LAN address"
+    ]
 
 
 def test_sdn_of_a_site_in_pve_parameter_names():
     assert evpn.sdn("roz") == {
-        "controllers": {"evpnctl": {"type": "evpn", "asn": 65000, "peers": "10.1.0.1,10.2.0.1"}},
+        "controllers": {"evpnctl": {"type": "evpn", "asn": 65000, "peers": "10.1.0.1,10.1.0.2,10.2.0.1"}},
         "zones": {
             "evpn": {
                 "type": "evpn",
@@ -121,9 +152,9 @@ def test_controller_peers_sorted_numerically_across_the_federation():
 def test_stretched_vnets_in_every_cluster_and_roles_mapped_to_pve_names(federation):
     fed = copy.deepcopy(federation)
     fed["vnets"] = {"shared": {"tag": 13001, "subnets": {"10.3.1.0/24": {"gateway": "10.3.1.1"}}}}
-    fed["sites"]["roz"]["nodes"]["pve-roz2.lan"] = {"address": "10.1.0.2", "endpoint": "203.0.113.7"}
-    fed["sites"]["roz"]["exit_nodes"] = ["pve-roz1", "pve-roz2.lan"]
-    fed["sites"]["roz"]["primary_exit_node"] = "pve-roz2.lan"
+    fed["sites"]["roz"]["nodes"]["pve-roz3.lan"] = {"address": "10.1.0.3", "endpoint": "203.0.113.7"}
+    fed["sites"]["roz"]["exit_nodes"] = ["pve-roz1", "pve-roz3.lan"]
+    fed["sites"]["roz"]["primary_exit_node"] = "pve-roz3.lan"
     for site in ("roz", "wro"):
         sdn = evpn.sdn(site, federation=fed)
         assert sdn["vnets"]["shared"] == {"zone": "evpn", "tag": 13001}
@@ -135,19 +166,20 @@ def test_stretched_vnets_in_every_cluster_and_roles_mapped_to_pve_names(federati
             "snat": 0,
         }
     zone = evpn.sdn("roz", federation=fed)["zones"]["evpn"]
-    assert (zone["exitnodes"], zone["exitnodes-primary"]) == ("pve-roz1,pve-roz2", "pve-roz2")
-    assert evpn.node("pve-roz2.lan", federation=fed)["is_primary_exit_node"] is True
+    assert (zone["exitnodes"], zone["exitnodes-primary"]) == ("pve-roz1,pve-roz3", "pve-roz3")
+    assert evpn.node("pve-roz3.lan", federation=fed)["is_primary_exit_node"] is True
 
 
 def test_derived_defaults(federation):
     fed = copy.deepcopy(federation)
     fed["wireguard"] = {"mtu": 1412}
     fed["sites"]["roz"]["nodes"]["aaa.example"] = {"address": "10.1.0.9", "endpoint": "aaa.example:5000"}
+    fed["sites"]["roz"].pop("exit_nodes")
     config = evpn.config(federation=fed)
     assert config["zone"]["mtu"] == 1362
     roz = config["sites"]["roz"]
     assert roz["sdn_leader"] == "aaa.example"  # first in sorted order, not in file order
-    assert roz["exit_nodes"] == ["aaa.example", "pve-roz1"]
+    assert roz["exit_nodes"] == ["aaa.example", "pve-roz1", "pve-roz2"]
     assert roz["nodes"]["aaa.example"]["pve_node"] == "aaa"
     assert evpn.node("aaa.example", federation=fed)["endpoint_port"] == 5000
     assert evpn.node("pve-roz1", federation=fed)["is_sdn_leader"] is False
@@ -165,16 +197,16 @@ def test_ipv6_addresses_and_endpoints(federation):
         "2001:db8::1",
         51900,
     )
-    assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.2.0.1,fd00:1::1"
+    assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.1.0.2,10.2.0.1,fd00:1::1"
 
 
 def test_endpoint_names_are_the_dns_names_only(federation):
     fed = copy.deepcopy(federation)
     roz = fed["sites"]["roz"]["nodes"]
-    roz["pve-roz2"] = {"address": "10.1.0.2", "endpoint": "ROZ.example.net.:51900"}  # same name
-    roz["pve-roz3"] = {"address": "10.1.0.3", "endpoint": "198.51.100.7"}  # an address cannot move
-    roz["pve-roz4"] = {"address": "10.1.0.4", "endpoint": "[2001:db8::4]:51820"}
-    assert evpn.endpoint_names(federation=fed) == ["roz.example.net", "wro.dyndns.example.org"]
+    roz["pve-roz3"] = {"address": "10.1.0.3", "endpoint": "ROZ.example.net.:51900"}  # same name
+    roz["pve-roz4"] = {"address": "10.1.0.4", "endpoint": "198.51.100.7"}  # an address cannot move
+    roz["pve-roz5"] = {"address": "10.1.0.5", "endpoint": "[2001:db8::4]:51820", "lan_endpoint": "roz5.lan:51820"}
+    assert evpn.endpoint_names(federation=fed) == ["roz.example.net", "roz5.lan", "wro.example.net"]
 
 
 def test_firewall_of_a_site(federation):
@@ -182,7 +214,10 @@ def test_firewall_of_a_site(federation):
     fed["sites"]["roz"]["firewall"] = {"enable": True, "management": ["192.168.2.0/24", "198.51.100.7/32"]}
     fw = evpn.firewall("roz", federation=fed)
     assert fw["ipsets"] == {
-        "evpn-wireguard": {"comment": "evpn: WireGuard addresses of the federation", "cidrs": ["10.1.0.1", "10.2.0.1"]},
+        "evpn-wireguard": {
+            "comment": "evpn: WireGuard addresses of the federation",
+            "cidrs": ["10.1.0.1", "10.1.0.2", "10.2.0.1"],
+        },
         "evpn-sdn": {"comment": "evpn: SDN subnets of the federation", "cidrs": ["10.1.1.0/24", "10.2.1.0/24"]},
         "evpn-management": {
             "comment": "evpn: networks that manage this cluster",

@@ -34,6 +34,7 @@ def _pop(path):
 
 WRO_NODE = "sites:wro:nodes:pve-wro1"
 ROZ_NODE = "sites:roz:nodes:pve-roz1"
+ROZ2_NODE = "sites:roz:nodes:pve-roz2"
 ROZ_SUBNET = "sites:roz:vnets:roz1:subnets:10.1.1.0/24"
 
 # (case, mutations, [(error path, message fragment), ...]): the exact set of errors expected.
@@ -99,7 +100,11 @@ CASES = [
             (
                 "sites:roz:vnets:roz1:subnets:10.1.0.0/24",
                 "10.1.0.0/24 overlaps 10.1.0.1/32 at evpn:sites:roz:nodes:pve-roz1:address",
-            )
+            ),
+            (
+                "sites:roz:vnets:roz1:subnets:10.1.0.0/24",
+                "10.1.0.0/24 overlaps 10.1.0.2/32 at evpn:sites:roz:nodes:pve-roz2:address",
+            ),
         ],
     ),
     (
@@ -222,6 +227,7 @@ CASES = [
             _set("zone:exitnodes_local_routing", True),
             _set("sites:roz:network", "10.255.255.0/24"),
             _set(f"{ROZ_NODE}:address", "10.255.255.9"),
+            _set(f"{ROZ2_NODE}:address", "10.255.255.10"),
         ],
         [("sites:roz:network", "10.255.255.0/24 collides with 10.255.255.0/30")],
     ),
@@ -241,7 +247,10 @@ CASES = [
     ),
     (
         "default PVE node name invalid",
-        [_set("sites:roz:nodes", {"pve_roz1": {"address": "10.1.0.1", "endpoint": "roz.example.net"}})],
+        [
+            _set("sites:roz:nodes", {"pve_roz1": {"address": "10.1.0.1", "endpoint": "roz.example.net"}}),
+            _pop("sites:roz:exit_nodes"),
+        ],
         [
             (
                 "sites:roz:nodes:pve_roz1:pve_node",
@@ -272,13 +281,28 @@ CASES = [
     ),
     (
         "list where a mapping belongs",
-        [_set("sites:roz:nodes", ["pve-roz1"])],
+        [_set("sites:roz:nodes", ["pve-roz1"]), _pop("sites:roz:exit_nodes")],
         [("sites:roz:nodes", "must be a mapping, got list")],
     ),
     (
         "VNI out of range",
         [_set("sites:roz:vnets:roz1:tag", 16777216)],
         [("sites:roz:vnets:roz1:tag", "must be between 1 and 16777215, got 16777216")],
+    ),
+    (
+        "LAN endpoint shared by two nodes of a site",
+        [_set(f"{ROZ2_NODE}:lan_endpoint", "192.168.2.11:51820")],
+        [
+            (
+                f"{ROZ2_NODE}:lan_endpoint",
+                "'192.168.2.11:51820' is already the lan_endpoint of evpn:sites:roz:nodes:pve-roz1",
+            )
+        ],
+    ),
+    (
+        "LAN endpoint malformed",
+        [_set(f"{ROZ2_NODE}:lan_endpoint", "192.168.2.12:99999")],
+        [(f"{ROZ2_NODE}:lan_endpoint", "port '99999' of '192.168.2.12:99999' is not between 1 and 65535")],
     ),
     ("no sites", [_set("sites", {})], [("sites", "must hold at least 1 entry")]),
     ("site without nodes", [_set("sites:wro:nodes", None)], [("sites:wro:nodes", "is required")]),
@@ -322,3 +346,11 @@ def test_local_routing_is_a_warning_not_an_error():
 
 def test_cases_cover_twenty_malformed_pillars():
     assert len(CASES) >= 20
+
+
+def test_lan_endpoints_may_repeat_across_sites():
+    """Sites' LANs may overlap (two ISP routers hand out 192.168.1.0/24): a LAN endpoint is
+    unique within its site only."""
+    federation = copy.deepcopy(EXAMPLE)
+    _set(f"{WRO_NODE}:lan_endpoint", "192.168.2.11")(federation)
+    assert evpn.validate(federation=federation)["errors"] == []

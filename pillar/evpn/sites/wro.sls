@@ -1,5 +1,6 @@
-# wro sits behind a dynamic public IP: its endpoint is a dynamic-DNS name that the endpoint
-# beacon and reactor keep the tunnels pointed at.
+# wro sits behind an ISP router with a dynamic public address: its endpoint is a dynamic-DNS
+# name that the endpoint beacon and reactor keep the tunnels pointed at; the router forwards
+# UDP 51820 to pve-wro1.
 evpn:
   sites:
     wro:
@@ -7,7 +8,7 @@ evpn:
       nodes:
         pve-wro1:
           address: 10.2.0.1
-          endpoint: wro.dyndns.example.org
+          endpoint: wro.example.net
       vnets:
         wro1:
           tag: 12001
