@@ -2,14 +2,16 @@
 # make test-fast  lint, unit and functional tiers only (no Salt daemons, no lab; about 3 minutes)
 # make lint       ruff check and ruff format --check (configuration in pyproject.toml)
 # make bench      the benchmarks (bench/), each printing its numbers
-# make lab        the local federation in network namespaces (root)
+# make lab        the local federation in network namespaces (root; PILLAR=dir TOPOLOGY=file for your own)
+# make lab-add SITE=krk | NODE=pve-roz3, make lab-move SITE=wro, make lab-status, make lab-shell NODE=<id>,
+# make lab-down
 # make packages   the Debian packages the lab and the tests need (root; installs only what is missing)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: test test-fast lint bench packages venv lab lab-down lab-status lab-move
+.PHONY: test test-fast lint bench packages venv lab lab-add lab-move lab-status lab-shell lab-down
 
 venv: $(VENV)/.installed
 
@@ -45,13 +47,19 @@ bench: packages venv
 	$(VENV)/bin/python bench/lab.py
 
 lab: packages venv
-	$(VENV)/bin/python lab/evpnlab.py up --sites $(or $(SITES),2)
+	$(VENV)/bin/python lab/evpnlab.py up $(if $(PILLAR),--pillar $(PILLAR)) $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 
-lab-down: venv
-	$(VENV)/bin/python lab/evpnlab.py down
+lab-add: venv
+	$(VENV)/bin/python lab/evpnlab.py add $(if $(SITE),--site $(SITE)) $(if $(NODE),--node $(NODE))
+
+lab-move: venv
+	$(VENV)/bin/python lab/evpnlab.py move $(SITE)
 
 lab-status: venv
 	$(VENV)/bin/python lab/evpnlab.py status
 
-lab-move: venv
-	$(VENV)/bin/python lab/evpnlab.py move $(NODE)
+lab-shell: venv
+	$(VENV)/bin/python lab/evpnlab.py shell $(NODE)
+
+lab-down: venv
+	$(VENV)/bin/python lab/evpnlab.py down

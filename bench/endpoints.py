@@ -20,9 +20,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "lab")]
 
 import yaml  # noqa: E402
-from sites import KRK  # noqa: E402
 
 from federation_lab import lab_federation  # noqa: E402
+from sites import KRK  # noqa: E402
 
 NODES = {
     "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),

@@ -1,45 +1,53 @@
 """
 Runs in a lab node what the emulator's SDN apply rendered for it (PVESIM_ROOT/nodes/<node>/etc),
-as PVE's reload would: FRR started with the rendered frr.conf, then ifupdown2's ``ifreload -a``
-for the rendered interfaces.d/sdn.
+as PVE's per-node network reload does: FRR with the rendered frr.conf (started, or reloaded with
+frr-reload.py as PVE reloads it), then ifupdown2's ``ifreload -a`` for the rendered
+interfaces.d/sdn.
 
-The deviations from PVE's output are made here and nowhere else (lab-recipe.md section 7):
+The deviations from PVE's output are made here and nowhere else (this kernel has no VRF device):
 
-- This kernel has no VRF device. The zone's VRF is dropped and its L3 VNI is bound to FRR's
-  default VRF (``vrf default`` / `` vni <vrf-vxlan>``): the vnet bridges and the L3 VNI bridge
-  live in the global table, the router MAC of the L3 VNI bridge is set per node, and the L3 VNI
-  bridge forwards (in a VRF the VRF device is the ingress that forwards; here it is the bridge,
-  which ifupdown2 leaves with forwarding off). Without a
-  tenant VRF nothing may be leaked into EVPN from the global table, so the per-zone
-  ``router bgp ... vrf`` instance (redistribute connected, default-originate on exit nodes),
-  the ``import vrf`` lines and the null routes for other zones are left out; routing between
-  sites uses the type-2 MAC/IP routes with the router MAC (symmetric IRB).
-- SNAT lines are left out: lab safety forbids NAT, and the emulated internet leads nowhere.
+- The zone's VRF is dropped and its L3 VNI is bound to FRR's default VRF (``vrf default`` /
+  `` vni <vrf-vxlan>``): the vnet bridges and the L3 VNI bridge live in the global table, the
+  router MAC of the L3 VNI bridge is set per node, and the L3 VNI bridge forwards (in a VRF the
+  VRF device is the ingress that forwards; here it is the bridge, which ifupdown2 leaves with
+  forwarding off). Routing between sites uses the type-2 MAC/IP routes with the router MAC
+  (symmetric IRB).
+- Without a tenant VRF nothing may be leaked into EVPN from the global table, so the per-zone
+  ``router bgp ... vrf`` instance (redistribute connected, default-originate on exit nodes), the
+  ``import vrf`` lines and the null routes for other zones are left out. What this costs: a guest
+  on a node that is not an exit node has no default route through an exit node (on PVE the exit
+  nodes announce one as type-5 into the zone's VRF), so it reaches guests everywhere but not the
+  internet; a guest on an exit node reaches the internet through the exit node's SNAT line and its
+  uplink, as on PVE.
+- SNAT lines are kept: the emulated internet is the lab's own namespace.
 """
 
 import json
 import re
-import time
+
+from netns import wait_until
 
 FRR_DAEMONS = ("zebra", "bgpd")
 INTERFACES = "auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n"
 
 
-def adapt_interfaces(text, router_mac):
-    """interfaces.d/sdn without VRF devices, SNAT lines, with a router MAC per node."""
+def router_mac(wireguard_address):
+    """The router MAC of a node's L3 VNI bridge, unique in the federation: from its address."""
+    octets = [int(part) for part in wireguard_address.split(".")]
+    return "02:00:" + ":".join(f"{octet:02x}" for octet in octets)
+
+
+def adapt_interfaces(text, mac):
+    """interfaces.d/sdn without VRF devices, with a router MAC per node."""
     stanzas = []
     for stanza in text.split("\n\n"):
         name = re.search(r"^iface (\S+)", stanza, re.M)
         if name and name.group(1).startswith("vrf_"):
             continue
-        lines = [
-            line
-            for line in stanza.splitlines()
-            if not re.match(r"\s*vrf vrf_", line) and "SNAT" not in line and "CT --zone" not in line
-        ]
+        lines = [line for line in stanza.splitlines() if not re.match(r"\s*vrf vrf_", line)]
         if name and name.group(1).startswith("vrfbr_"):
             # ifupdown2 applies ip-forward only to interfaces with an address
-            lines += [f"\thwaddress {router_mac}", f"\tpost-up sysctl -qw net.ipv4.conf.{name.group(1)}.forwarding=1"]
+            lines += [f"\thwaddress {mac}", f"\tpost-up sysctl -qw net.ipv4.conf.{name.group(1)}.forwarding=1"]
         stanzas.append("\n".join(lines))
     return "\n\n".join(stanzas) + "\n"
 
@@ -68,11 +76,10 @@ def adapt_frr(text):
 
 
 def start_frr(node):
-    """zebra and bgpd in the node (their PIDs recorded) unless they run, then the configuration
-    pushed (added to what runs: how a new peer reaches a running node)."""
+    """zebra and bgpd in the node (their PIDs recorded) with the configuration loaded; when they
+    run already, the configuration reloaded as PVE reloads it (frr-reload.py)."""
     if node.run("test", "-S", "/run/frr/bgpd.vty", check=False).returncode == 0:
-        node.run("vtysh", "-b", check=False)
-        return
+        return node.run("/usr/lib/frr/frr-reload.py", "--reload", "/etc/frr/frr.conf", check=False)
     node.run("install", "-d", "-o", "frr", "-g", "frr", "-m", "755", "/run/frr")
     node.run("sh", "-c", "printf 'service integrated-vtysh-config\\n' > /etc/frr/vtysh.conf")
     for daemon in FRR_DAEMONS:
@@ -85,28 +92,32 @@ def start_frr(node):
             label=f"frr {daemon}",
             log_path=node.root / f"frr-{daemon}.log",
         )
-    for _ in range(100):
-        if node.run("test", "-S", "/run/frr/bgpd.vty", check=False).returncode == 0:
-            break
-        time.sleep(0.05)
-    node.run("vtysh", "-b", check=False)
+    wait_until(
+        lambda: node.run("test", "-S", "/run/frr/bgpd.vty", check=False).returncode == 0,
+        f"{node.name}: bgpd did not start",
+    )
+    return node.run("vtysh", "-b", check=False)
 
 
-def load(node, rendered, router_mac):
+def load(node, rendered, mac, ports=()):
     """The node runs what was rendered for it (``rendered``: its etc folder under
-    PVESIM_ROOT/nodes/<node>); FRR first, so that the L3 VNI is known before its devices."""
+    PVESIM_ROOT/nodes/<node>); FRR first, so that the L3 VNI is known before its devices.
+    ``ports``: (port, bridge) of the guests on this node, put back on their bridges after a
+    reload (PVE's ifupdown2 keeps guest ports; Debian's removes every port the file does not
+    name). Returns ifreload's result, or None when the interfaces file did not change."""
     frr = adapt_frr((rendered / "frr" / "frr.conf").read_text())
     node.run("sh", "-c", "cat > /etc/frr/frr.conf", input=frr)
     start_frr(node)
-    sdn = adapt_interfaces((rendered / "network" / "interfaces.d" / "sdn").read_text(), router_mac)
+    sdn = adapt_interfaces((rendered / "network" / "interfaces.d" / "sdn").read_text(), mac)
     if node.run("cat", "/etc/network/interfaces.d/sdn", check=False).stdout == sdn:
-        # PVE's ifupdown2 keeps the guests' ports on a reload; Debian's removes every bridge port
-        # the file does not name (the lab's VMs), so an unchanged file is not reloaded.
         return None
     node.run("mkdir", "-p", "/etc/network/interfaces.d", "/run/network")
     node.run("sh", "-c", "cat > /etc/network/interfaces", input=INTERFACES)
     node.run("sh", "-c", "cat > /etc/network/interfaces.d/sdn", input=sdn)
-    return node.run("ifreload", "-a", check=False)
+    result = node.run("ifreload", "-a", check=False)
+    for port, bridge in ports:
+        node.run("ip", "link", "set", port, "master", bridge, "up")
+    return result
 
 
 def bgp_established(node):

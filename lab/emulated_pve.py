@@ -15,7 +15,8 @@ def emulator_path():
 
 def emulated_pve_environ(clusters_root, site, minion_id):
     """The environment of a minion whose pvesh is the emulator, in its site's cluster
-    (``clusters_root/<site>``). The cluster's version is the one recorded in it."""
+    (``clusters_root/<site>``), as the PVE node the minion id names (up to its first dot). The
+    cluster's version is the one recorded in it."""
     root = pathlib.Path(clusters_root) / site
     root.mkdir(exist_ok=True)
     environ = {key: value for key, value in os.environ.items() if not key.startswith("PVESIM_")}

@@ -1,16 +1,21 @@
 """
-The local federation (make lab, lab-down, lab-status, lab-move): one lab node per site in
-network namespaces (lab/netns.py), dnsmasq as the public DNS, wireguard-go, a salt-master and a
-minion per node from the checkout's configuration, the emulator as each node's pvesh (one
-cluster per site); converged by ``salt-run state.orchestrate orch.evpn``; then each node runs
-what the emulator's SDN apply rendered for it (lab/dataplane.py) and a "VM" namespace sits on
-each site's vnet. Everything is recorded under STATE, so that another command can tear it down.
+The local federation in network namespaces: the make lab targets.
 
-    python lab/evpnlab.py up [--sites 2|3]    # build, converge, prove with a ping
-    python lab/evpnlab.py add krk             # a third site: one pillar file, one orchestration
-    python lab/evpnlab.py status
-    python lab/evpnlab.py move wro            # the node's public address and DNS record change
-    python lab/evpnlab.py down
+    python lab/evpnlab.py up [--pillar DIR] [--topology FILE]   # make lab [PILLAR=] [TOPOLOGY=]
+    python lab/evpnlab.py add --node ID | --site SITE           # make lab-add NODE= / SITE=
+    python lab/evpnlab.py move SITE                             # make lab-move SITE=
+    python lab/evpnlab.py status                                # make lab-status
+    python lab/evpnlab.py shell NAME                            # make lab-shell NODE=
+    python lab/evpnlab.py down                                  # make lab-down
+
+``up`` reads the pillar (default: the checkout's pillar/) with the topology (default:
+lab/topology.yaml; lab/topology.py says what it holds), refuses what the lab cannot emulate, then
+builds the federation (lab/federation_lab.py), converges it with ``salt-run state.orchestrate
+orch.evpn``, loads what each cluster's SDN apply rendered for each node, starts the guests and
+proves it: a ping from every guest to every other guest and to the internet host ``www`` (with the
+source address ``www`` saw), then ``salt-run evpn.status``. The lab's state (its pillar copy, the
+emulated clusters, Salt's folders, ``lab/lab.json``) lives in /tmp/evpn-lab (``EVPN_LAB_STATE``);
+every namespace's name starts with ``evpnlab-`` (``EVPN_LAB_PREFIX``).
 """
 
 import argparse
@@ -21,195 +26,263 @@ import subprocess
 import sys
 import time
 
-import yaml
-from sites import KRK, SITES
-
-from dataplane import bgp_established, load
-from federation_lab import add_nodes, start_federation
+import topology
+from dataplane import bgp_established
+from federation_lab import Federation, lab_pillar
 from netns import Lab
-from salt_daemons import SaltMaster
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STATE = pathlib.Path(os.environ.get("EVPN_LAB_STATE", "/tmp/evpn-lab"))  # short: Salt's sockets live here
 PREFIX = os.environ.get("EVPN_LAB_PREFIX", "evpnlab-")  # of every namespace the lab makes
-MOVED = {"203.0.113.": ("198.51.100.", "198.51.100.1"), "198.51.100.": ("203.0.113.", "203.0.113.1")}
-MTU = 1370
+STARTED = time.monotonic()
+NOT_EMULATED = "not emulated (no VRF: lab/README.md)"
 
 
 def step(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[{time.monotonic() - STARTED:6.1f} s] {message}", flush=True)
 
 
-def lab_pillar(sites):
-    """The checkout's pillar, the beacon every second, and the sites beyond roz and wro."""
-    pillar = STATE / "pillar"
-    shutil.copytree(REPO / "pillar", pillar, dirs_exist_ok=True)
-    init = pillar / "evpn" / "init.sls"
-    init.write_text(init.read_text().replace("- interval: 5", "- interval: 1"))
-    if "krk" in sites:
-        (pillar / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(KRK))
-    return pillar
+def report(message):
+    print(f"           {message}", flush=True)
 
 
-def federation_nodes(sites):
-    return {SITES[s]["node"]: (s, SITES[s]["public"], SITES[s]["name"], SITES[s]["address"]) for s in sites}
-
-
-def master_of(lab, sites):
-    first = SITES[sites[0]]
-    return SaltMaster(lab.nodes[first["node"]], first["public"], STATE, pillar_root=STATE / "pillar")
-
-
-def converge(federation, sites):
-    step("salt-run state.orchestrate orch.evpn")
-    started = time.monotonic()
-    ret = federation["master"].run("state.orchestrate", "orch.evpn")
-    steps = next(iter(ret.get("data", {}).values()), {})
-    for state in sorted(steps.values(), key=lambda s: s.get("__run_num__", 0)):
-        print(f"    {'ok  ' if state['result'] else 'FAIL'} {state['__id__']}: {state['comment'].splitlines()[0]}")
-    if not steps or not all(s["result"] for s in steps.values()):
-        raise SystemExit("orch.evpn failed: see above")
-    return time.monotonic() - started
-
-
-def run_dataplane(lab, federation, sites, new_sites=None):
-    """Every node loads what was rendered for it; the new sites' nodes also get their VM."""
-    for site in sites:
-        node_id = SITES[site]["node"]
-        rendered = federation["clusters"] / site / "nodes" / node_id / "etc"
-        step(f"{node_id}: FRR and ifreload -a with what the SDN apply rendered ({rendered})")
-        result = load(lab.nodes[node_id], rendered, SITES[site]["router_mac"])
-        if result is not None and result.returncode != 0:
-            print(result.stderr.strip())
-        if site in (sites if new_sites is None else new_sites):
-            vnet, address, gateway = SITES[site]["vm"]
-            lab.vm(lab.nodes[node_id], f"vm-{site}", vnet, address, gateway, MTU)
-            step(f"vm-{site}: {address} on {vnet}, gateway {gateway}, mtu {MTU}")
-
-
-def wait_for_bgp(lab, sites, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(len(bgp_established(lab.nodes[SITES[s]["node"]])) == len(sites) - 1 for s in sites):
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def announce_vms(lab, sites, timeout=30):
-    """Each VM talks to its gateway, so that its node learns it and announces it (EVPN type-2),
-    until every node has a route to every other site's VM."""
-    for site in sites:
-        subprocess.run(
-            ["ip", "netns", "exec", f"{PREFIX}vm-{site}", "ping", "-c1", "-W1", SITES[site]["vm"][2]],
-            capture_output=True,
-            check=False,
-        )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        routes = {site: lab.nodes[SITES[site]["node"]].run("ip", "route").stdout for site in sites}
-        if all(
-            f"{SITES[other]['vm'][1].split('/')[0]} " in routes[site]
-            for site in sites
-            for other in sites
-            if other != site
-        ):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def vm_ping(source, target):
-    args = ["ip", "netns", "exec", f"{PREFIX}vm-{source}", "ping", "-c", "3", "-i", "0.3", "-W", "2"]
-    return subprocess.run([*args, SITES[target]["vm"][1].split("/")[0]], capture_output=True, text=True, check=False)
-
-
-def up(sites):
+def up(pillar_source, topology_file):
     if (STATE / "lab" / "lab.json").exists():
         raise SystemExit(f"a lab is already running (state in {STATE}): make lab-down first")
-    started = time.monotonic()
     STATE.mkdir(parents=True, exist_ok=True)
-    pillar = lab_pillar(sites)
-    lab = Lab(STATE / "lab", PREFIX).__enter__()
     try:
-        step(f"namespaces, DNS, wireguard-go, salt-master and minions for {', '.join(sites)}")
-        federation = start_federation(lab, STATE, federation_nodes(sites), pillar)
-        built = time.monotonic() - started
-        converged = converge(federation, sites)
-        run_dataplane(lab, federation, sites)
+        pillar = lab_pillar(pillar_source, STATE / "pillar")
+        shutil.copy(topology_file, STATE / "topology.yaml")
+        plan = topology.load(STATE / "topology.yaml", topology.render_pillar(pillar))
+    except topology.TopologyError as err:
+        shutil.rmtree(STATE, ignore_errors=True)
+        raise SystemExit(str(err)) from None
+    step(f"pillar {pillar_source} and topology {topology_file}: sites {', '.join(plan.sites)}")
+    lab = Lab(STATE / "lab", PREFIX, dns_server=plan.internet["dns"]).__enter__()
+    try:
+        federation = Federation(lab, STATE, STATE / "topology.yaml", pillar)
+        step("namespaces, routers, DNS, www, salt-master, nodes with wireguard-go and a salt-minion each")
+        federation.build()
+        built = time.monotonic() - STARTED
+        nodes = federation.built_nodes()
+        converged = converge_and_load(federation, nodes, new_nodes=nodes)
     except BaseException:
         step("failed: tearing the lab down")
         lab.close()
+        shutil.rmtree(STATE, ignore_errors=True)
         raise
-    return prove(lab, sites, started, build=built, converge=converged)
+    return prove(federation, build=built, converge=converged)
 
 
-def prove(lab, sites, started, **times):
-    """Sessions, routes and pings across the sites; the status table; the times."""
-    step("waiting for the BGP l2vpn evpn sessions and the VMs' routes")
-    established = wait_for_bgp(lab, sites) and announce_vms(lab, sites)
-    print(status_table(lab, sites))
-    for source, target in zip(sites, sites[1:] + sites[:1], strict=True):
-        proc = vm_ping(source, target)
-        summary = [line for line in proc.stdout.splitlines() if "transmitted" in line]
-        step(
-            f"ping vm-{source} -> vm-{target} ({SITES[target]['vm'][1]}): "
-            f"{summary[0] if summary else proc.stderr.strip()}"
-        )
+def converge_and_load(federation, nodes, new_nodes):
+    """orch.evpn, then every node loads what was rendered for it, the new nodes' guests start.
+    Returns the seconds the orchestration took."""
+    step("salt-run state.orchestrate orch.evpn")
+    started = time.monotonic()
+    if not federation.converge(report=report):
+        raise SystemExit("orch.evpn failed: see above")
+    seconds = time.monotonic() - started
+    step(f"converged in {seconds:.1f} s; each node loads what its cluster's SDN apply rendered for it")
+    federation.load_dataplane(nodes, report=report)
+    step("guests")
+    federation.start_guests(new_nodes, report=report)
+    return seconds
+
+
+def prove(federation, **times):
+    """Sessions, then every guest to every other and to www; the status table; the times.
+    Returns the exit code: 0 when everything that the lab emulates passed."""
+    lab, plan = federation.lab, federation.plan
+    nodes = federation.built_nodes()
+    step("waiting for every BGP l2vpn evpn session to be Established")
+    established = wait(lambda: all(len(bgp_established(lab.nodes[n])) == len(nodes) - 1 for n in nodes), 90)
+    if not established:
+        report("BGP sessions NOT all Established: " + str({n: bgp_established(lab.nodes[n]) for n in nodes}))
+    guests = federation.running_guests()
+    step(f"ping matrix: {len(guests)} guests to each other and to www ({plan.internet['www']})")
+    exits = [g for g in guests if plan.nodes()[g.node].exit_node]
+    reached = ping_matrix(lab, guests, exits, plan.internet["www"])
+    seen = {g.namespace: seen_by_www(lab, g, plan.internet["www"]) for g in guests}
+    print(matrix_table(plan, federation, guests, reached, seen), flush=True)
+    step("salt-run evpn.status")
+    print(federation.master.run("evpn.status", out="txt"), flush=True)
+    failures = [f"{a} -> {b}" for (a, b), ok in reached.items() if not ok and b != "www"]
+    failures += [
+        f"{g.namespace} -> www: saw {seen[g.namespace]}, expected {public_address(federation, g)}"
+        for g in guests
+        if plan.nodes()[g.node].exit_node and seen[g.namespace] != public_address(federation, g)
+    ]
     parts = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times.items())
     step(
-        f"done in {time.monotonic() - started:.1f} s ({parts}); BGP and routes "
-        f"{'established' if established else 'NOT established'}"
+        f"done ({parts}); {'every check passed' if established and not failures else 'FAILED: ' + '; '.join(failures)}"
     )
-    return 0 if established else 1
+    return 0 if established and not failures else 1
 
 
-def add(site):
-    """A new site in the running lab: its pillar file, its node, one orchestration."""
-    lab = Lab.load(STATE / "lab")
-    sites = recorded_sites(lab)
-    if site in sites or site != "krk":
-        raise SystemExit(f"add: the lab has {', '.join(sites)}; the site it can add is krk")
-    started = time.monotonic()
-    (STATE / "pillar" / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(KRK))
-    step(f"pillar: {STATE / 'pillar' / 'evpn' / 'sites' / 'krk.sls'}")
-    lab.set_dns({**lab.dns(), SITES[site]["name"]: SITES[site]["public"]})
-    master = master_of(lab, sites)
-    add_nodes(lab, STATE, federation_nodes([site]), master.address)
-    sites = [*sites, site]
-    master.wait_for(list(federation_nodes(sites)))
-    master.salt("*", "saltutil.refresh_pillar", "wait=True")
-    federation = {"master": master, "clusters": STATE / "clusters"}
-    converged = converge(federation, sites)
-    run_dataplane(lab, federation, sites, new_sites=[site])
-    return prove(lab, sites, started, converge=converged)
+def wait(condition, timeout, interval=0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
 
 
-def recorded_sites(lab):
-    return [site for site, spec in SITES.items() if spec["node"] in lab.nodes]
+def ping_matrix(lab, guests, exits, www, timeout=45):
+    """{(guest namespace, target namespace or "www"): reached}, each pair tried (in parallel,
+    one packet a round) until it answers or ``timeout`` passes: EVPN learns a guest's MAC and
+    address from its first packets. Only guests on exit nodes (``exits``) are expected to reach
+    www; the others get one round."""
+    targets = [(g.namespace, g.ip) for g in guests] + [("www", www)]
+    pending = {(g.namespace, name): address for g in guests for name, address in targets if name != g.namespace}
+    reached = dict.fromkeys(pending, False)
+    once = {(g.namespace, "www") for g in guests if g not in exits}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        probes = {
+            pair: subprocess.Popen(
+                ["ip", "netns", "exec", f"{lab.prefix}{pair[0]}", "ping", "-c1", "-W1", address],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pair, address in pending.items()
+        }
+        for pair, probe in probes.items():
+            if probe.wait() == 0:
+                reached[pair] = True
+            if reached[pair] or pair in once:
+                del pending[pair]
+    return reached
 
 
-def status_table(lab, sites):
-    return master_of(lab, sites).run("evpn.status", out="txt")
+def seen_by_www(lab, guest, www):
+    """The source address www saw for a TCP connection from ``guest``, or None."""
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            f"{lab.prefix}{guest.namespace}",
+            sys.executable,
+            str(REPO / "lab" / "www.py"),
+            "--ask",
+            www,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return proc.stdout.strip() or None
 
 
-def status():
-    lab = Lab.load(STATE / "lab")
-    print(status_table(lab, recorded_sites(lab)))
-    return 0
+def public_address(federation, guest):
+    """What the internet sees of a guest on an exit node: its site's public address."""
+    site = federation.plan.sites[federation.plan.nodes()[guest.node].site]
+    if site.routers:
+        return federation.lab.routers[site.routers[0].namespace].wan()
+    return federation.plan.nodes()[guest.node].address
+
+
+def matrix_table(plan, federation, guests, reached, seen):
+    names = [g.namespace for g in guests]
+    header = ["from \\ to", *[g.ip for g in guests], "www (source seen)"]
+    rows = [header]
+    for guest in guests:
+        cells = [f"{guest.ip} ({guest.node})"]
+        cells += [
+            "-" if name == guest.namespace else ("ok" if reached[guest.namespace, name] else "FAIL") for name in names
+        ]
+        if plan.nodes()[guest.node].exit_node:
+            www = f"ok ({seen[guest.namespace]})" if seen[guest.namespace] else "FAIL"
+        else:
+            www = f"ok ({seen[guest.namespace]})" if seen[guest.namespace] else NOT_EMULATED
+        rows.append([*cells, www])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def add(node_id, site):
+    federation = Federation.load(STATE)
+    try:
+        if site:
+            step(f"site {site}: its pillar file into the lab's pillar copy, its routers and nodes")
+            written = federation.add_site(site)
+        else:
+            step(f"node {node_id}: its entry into its site's file of the lab's pillar copy, the node")
+            written = federation.add_node(node_id)
+    except (topology.TopologyError, KeyError) as err:
+        raise SystemExit(f"add: {err}") from None
+    report(f"pillar: {written}")
+    nodes = federation.built_nodes()
+    new = [site_node for site_node in nodes if site_node == node_id or federation.plan.nodes()[site_node].site == site]
+    converged = converge_and_load(federation, nodes, new_nodes=new)
+    return prove(federation, converge=converged)
 
 
 def move(site):
-    lab = Lab.load(STATE / "lab")
-    node = lab.nodes[SITES[site]["node"]]
-    current = node.run("ip", "-4", "-o", "addr", "show", "dev", "pub0").stdout.split()[3].split("/")[0]
-    prefix = current.rsplit(".", 1)[0] + "."
-    new_prefix, gateway = MOVED[prefix]
-    address = new_prefix + current.rsplit(".", 1)[1]
-    node.move(address, gateway)
-    lab.set_dns({**lab.dns(), SITES[site]["name"]: address})
-    step(f"{SITES[site]['node']}: public address {current} -> {address}, {SITES[site]['name']} updated")
+    federation = Federation.load(STATE)
+    plan, lab = federation.plan, federation.lab
+    if site not in plan.sites or not plan.sites[site].routers or not plan.sites[site].routers[0].dynamic:
+        dynamic = [name for name, s in plan.sites.items() if s.routers and s.routers[0].dynamic]
+        raise SystemExit(f"move: {site!r} has no dynamic WAN address in the topology (these do: {dynamic})")
+    moved = [n for n in plan.nodes().values() if n.site == site and n.id in lab.nodes]
+    keys = {n.id: lab.nodes[n.id].run("wg", "show", "wg0", "public-key").stdout.strip() for n in moved}
+    peers = {n: lab.nodes[n] for n in federation.built_nodes() if plan.nodes()[n].site != site}
+    old, new, names = federation.renumber(site)
+    changed = time.monotonic()
+    step(f"{site}: the ISP renumbered the WAN address {old} -> {new}; DNS {', '.join(names)} -> {new}")
+    for peer, node in peers.items():
+        expected = {f"{keys[n.id]}\t{new}:{n.public_port}" for n in moved}
+        if wait(lambda node=node, expected=expected: expected <= endpoints(node), 60, interval=0.05):
+            report(f"{peer}: re-pointed {time.monotonic() - changed:.2f} s after the DNS change")
+        else:
+            report(f"{peer}: NOT re-pointed within 60 s")
+    last = time.monotonic() - changed
+    step(f"every peer re-pointed {last:.2f} s after the DNS change; waiting for the guests' traffic")
+    guests = federation.running_guests()
+    pairs = [
+        (a, b)
+        for a in guests
+        for b in guests
+        if plan.nodes()[a.node].site != site and plan.nodes()[b.node].site == site
+    ]
+    recovered = wait(lambda: all(guest_ping(lab, a, b) for a, b in pairs), 60, interval=0.2)
+    outcome = "back" if recovered else "NOT back"
+    step(f"traffic to {site}'s guests {outcome} {time.monotonic() - changed:.2f} s after the DNS change")
+    return 0 if recovered else 1
+
+
+def endpoints(node):
+    return set(node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
+
+
+def guest_ping(lab, source, target):
+    return (
+        subprocess.run(
+            ["ip", "netns", "exec", f"{lab.prefix}{source.namespace}", "ping", "-c1", "-W1", target.ip],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
+
+
+def status():
+    federation = Federation.load(STATE)
+    print(federation.master.run("evpn.status", out="txt"))
     return 0
+
+
+def shell(name):
+    lab = Lab.load(STATE / "lab")
+    if name in lab.nodes:
+        os.execvp("nsenter", lab.nodes[name].command("bash", "-i"))
+    namespace = name if name in lab.hosts else f"{lab.prefix}{name}"
+    if namespace not in lab.hosts:
+        known = sorted(lab.nodes) + sorted(ns.removeprefix(lab.prefix) for ns in lab.hosts if ns not in lab.nodes)
+        raise SystemExit(f"shell: no {name!r} in the lab (nodes and namespaces: {', '.join(known)})")
+    os.execvp("ip", ["ip", "netns", "exec", namespace, "bash", "-i"])
 
 
 def down():
@@ -217,8 +290,7 @@ def down():
         print(f"no lab recorded in {STATE}")
         shutil.rmtree(STATE, ignore_errors=True)
         return 0
-    lab = Lab.load(STATE / "lab")
-    lab.close()
+    Lab.load(STATE / "lab").close()
     shutil.rmtree(STATE, ignore_errors=True)
     step("lab removed: processes killed by PID, mounts and namespaces gone")
     return 0
@@ -226,21 +298,29 @@ def down():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "add", "down", "status", "move"])
-    parser.add_argument("site", nargs="?", help="for move: roz, wro or krk; for add: krk")
-    parser.add_argument("--sites", type=int, default=int(os.environ.get("SITES") or 2), choices=[2, 3])
+    commands = parser.add_subparsers(dest="command", required=True)
+    up_parser = commands.add_parser("up", help="build, converge and prove the federation")
+    up_parser.add_argument("--pillar", type=pathlib.Path, default=REPO / "pillar", help="a pillar tree (evpn/...)")
+    up_parser.add_argument("--topology", type=pathlib.Path, default=topology.DEFAULT_TOPOLOGY)
+    add_parser = commands.add_parser("add", help="a node or a site of the topology that the lab does not have yet")
+    which = add_parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--node")
+    which.add_argument("--site")
+    commands.add_parser("move", help="the ISP renumbers a site's dynamic WAN address").add_argument("site")
+    commands.add_parser("status", help="salt-run evpn.status")
+    commands.add_parser("shell", help="a shell inside a node (or any lab namespace)").add_argument("name")
+    commands.add_parser("down", help="tear everything down")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("the lab makes network namespaces: run it as root")
-    sites = list(SITES)[: args.sites]
     if args.command == "up":
-        return up(sites)
+        return up(args.pillar.resolve(), args.topology.resolve())
     if args.command == "add":
-        return add(args.site)
+        return add(args.node, args.site)
     if args.command == "move":
-        if args.site not in SITES:
-            raise SystemExit("move: name a site: roz, wro or krk")
         return move(args.site)
+    if args.command == "shell":
+        return shell(args.name)
     return {"down": down, "status": status}[args.command]()
 
 

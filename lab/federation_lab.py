@@ -1,80 +1,277 @@
 """
-A federation in lab nodes, for the integration tests and the benchmarks: one node per minion,
-wireguard-go in each, dnsmasq answering the endpoint names, a salt-master (with the checkout's
-reactor) in the first node, a minion per node whose pvesh is the emulator (one cluster per
-site), and a listener that logs every event of the master's bus. Master and minions run as plain processes inside the
-nodes: salt-factories' daemons would need a link to the host's namespace, which lab safety
-forbids. Everything is torn down on leaving, also when a test fails.
+A federation in a lab, built from a plan (lab/topology.py: the pillar and the topology file read
+together): the emulated internet with its DNS server (dnsmasq answering every endpoint name), the
+host ``www`` (lab/www.py) and the salt-master (with the checkout's reactor), as a VPS would run it;
+per site its NAT routers with the port forwards its nodes' endpoints need (or nodes on public
+addresses), one emulated PVE cluster shared by the site's nodes (lab/bin/pvesh, the PVE version
+of the topology); per node wireguard-go and a salt-minion whose ``pvesh`` is the emulator; after a
+converge, what the SDN apply rendered for each node (lab/dataplane.py) and the guests.
+
+``make lab`` (lab/evpnlab.py), the integration tests and the benchmarks all build through here.
+Everything is recorded under the state folder, so that another process can change or close it.
 """
 
 import contextlib
+import ipaddress
+import json
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
+import yaml
+
+import dataplane
+import topology
 from emulated_pve import emulated_pve_environ
-from netns import Lab
+from netns import Lab, internet_gateway
 from salt_daemons import SALT_BIN, SaltMaster, start_minion
 
-
-def add_nodes(lab, state, nodes, master_address):
-    """Lab nodes for ``nodes`` (as below), each with wireguard-go and a minion of the master at
-    ``master_address`` whose pvesh is the emulator in its site's cluster (``state/clusters``)."""
-    made = {minion_id: lab.node(minion_id, public) for minion_id, (_, public, _, _) in nodes.items()}
-    clusters = state / "clusters"
-    clusters.mkdir(exist_ok=True)
-    for minion_id, node in made.items():
-        node.start_wireguard("wg0")
-        environ = emulated_pve_environ(clusters, nodes[minion_id][0], minion_id)
-        start_minion(node, minion_id, master_address, state, environ=environ)
-    return made
+LAB = pathlib.Path(__file__).resolve().parent
+BEACON_INTERVAL = 1  # seconds, in the lab's pillar copy (5 in the checkout's)
 
 
-def start_federation(lab, state, nodes, pillar_root, guests=()):
-    """
-    In ``lab`` (entered), the federation of ``nodes``: {minion id: (site, public address,
-    endpoint name, WireGuard address)}, as in the pillar at ``pillar_root``, with the master in
-    the first node. ``guests``: ids of extra minions that are no nodes of the federation, run in
-    the master's node. Salt's folders go under ``state``. Returns a dict: lab, master, nodes
-    (lab nodes by minion id), clusters, events (the event log), state.
-    """
-    lab.start_dns({name: public for _, public, name, _ in nodes.values()})
-    first_id = next(iter(nodes))
-    master_address = nodes[first_id][1]
-    made = add_nodes(lab, state, nodes, master_address)
-    master = SaltMaster(made[first_id], master_address, state, pillar_root=pillar_root)
-    master.start()
-    for guest in guests:
-        start_minion(made[first_id], guest, master_address, state)
-    master.wait_for([*nodes, *guests])
-    events = state / "events.log"
-    made[first_id].spawn(
-        str(SALT_BIN / "salt-run"),
-        "-c",
-        str(master.config_dir),
-        "state.event",
-        "pretty=False",
-        label="event listener",
-        log_path=events,
-    )
-    return {
-        "lab": lab,
-        "master": master,
-        "nodes": made,
-        "clusters": state / "clusters",
-        "events": events,
-        "state": state,
-    }
+def lab_pillar(source, destination):
+    """A copy of the pillar tree ``source`` for the lab, the endpoint beacon every second."""
+    shutil.copytree(source, destination, dirs_exist_ok=True)
+    init = pathlib.Path(destination) / "evpn" / "init.sls"
+    text = init.read_text()
+    if "- interval: 5" in text:
+        init.write_text(text.replace("- interval: 5", f"- interval: {BEACON_INTERVAL}"))
+    return pathlib.Path(destination)
+
+
+class Federation:
+    """The lab's federation: ``build`` it, then ``converge``, ``load_dataplane``, ``start_guests``;
+    ``add_node`` and ``add_site`` grow it. ``Federation.load(state)`` finds a running one."""
+
+    def __init__(self, lab, state, topology_file, pillar_root):
+        self.lab = lab
+        self.state = pathlib.Path(state)
+        self.topology_file = pathlib.Path(topology_file)
+        self.pillar_root = pathlib.Path(pillar_root)
+        self.clusters = self.state / "clusters"
+        self.plan = topology.load(self.topology_file, topology.render_pillar(self.pillar_root))
+        self.master = None
+        self.events = self.state / "events.log"
+
+    @classmethod
+    def load(cls, state):
+        """The federation recorded in ``state`` by a ``build`` of another process."""
+        recorded = json.loads((pathlib.Path(state) / "federation.json").read_text())
+        federation = cls(Lab.load(pathlib.Path(state) / "lab"), state, recorded["topology"], recorded["pillar"])
+        federation.master = federation._master_of(federation.lab.nodes["master"])
+        return federation
+
+    def _master_of(self, node):
+        return SaltMaster(node, self.plan.internet["master"], self.state, pillar_root=self.pillar_root)
+
+    def refresh_plan(self):
+        """The plan again, after the lab's pillar changed."""
+        self.plan = topology.load(self.topology_file, topology.render_pillar(self.pillar_root))
+
+    def built_nodes(self):
+        """The ids of the federation's nodes that the lab has built, sorted."""
+        return sorted(self.lab.nodes.keys() & self.plan.nodes().keys())
+
+    def running_guests(self):
+        """The guests of the plan whose namespace the lab has made."""
+        return [g for g in self.plan.guests(self.built_nodes()) if self.lab.prefix + g.namespace in self.lab.hosts]
+
+    # --- building -----------------------------------------------------------------------------
+
+    def build(self, guests=()):
+        """Internet hosts, master, sites with their routers, nodes, wireguard-go and minions, for
+        every site and node the pillar has; ``guests``: extra minions (not nodes of the
+        federation) next to the master. Returns when every minion answers."""
+        (self.state / "federation.json").write_text(
+            json.dumps({"topology": str(self.topology_file), "pillar": str(self.pillar_root)})
+        )
+        self.clusters.mkdir(parents=True, exist_ok=True)
+        internet = self.plan.internet
+        dns = self.lab.host("dns", "dns", internet["dns"])
+        self.lab.start_dns(self.plan.dns, namespace=dns)
+        www = self.lab.host("www", "www", internet["www"])
+        self.lab.spawn(www, sys.executable, str(LAB / "www.py"), "--serve", str(self.www_log), label="www")
+        master_node = self.lab.node("master", internet["master"], role="master")
+        self.master = self._master_of(master_node)
+        self.master.start()
+        nodes = self.plan.nodes(in_pillar=True)
+        for site in self.plan.sites.values():
+            if any(node.site == site.name for node in nodes.values()):
+                self._routers(site)
+        for node in nodes.values():
+            self._node(node)
+        for guest in guests:
+            start_minion(master_node, guest, internet["master"], self.state)
+        self.master.wait_for([*nodes, *guests])
+        master_node.spawn(
+            str(SALT_BIN / "salt-run"),
+            "-c",
+            str(self.master.config_dir),
+            "state.event",
+            "pretty=False",
+            label="event listener",
+            log_path=self.events,
+        )
+
+    @property
+    def www_log(self):
+        return self.state / "www.log"
+
+    def _routers(self, site):
+        cluster = self.clusters / site.name
+        cluster.mkdir(exist_ok=True)
+        (cluster / "pvesim-version").write_text(site.pve)
+        for router in site.routers:
+            self.lab.router(
+                router.namespace,
+                site.name,
+                router.upstream,
+                f"{router.wan}/{router.wan_prefix}",
+                router.gateway,
+                router.lan,
+            )
+
+    def _node(self, node):
+        """A lab node for ``node`` of the plan: on its LAN (port forwards through its site's
+        routers) or the internet, wireguard-go, a minion whose pvesh is its site's cluster."""
+        site = self.plan.sites[node.site]
+        made = self.lab.node(node.id, f"{node.address}/{node.prefix}", node.gateway, node.upstream, site.name)
+        routers = site.routers
+        for index, router in enumerate(routers):
+            target = routers[index + 1].wan if index + 1 < len(routers) else node.address
+            to_port = node.public_port if index + 1 < len(routers) else self.plan.wireguard_port
+            self.lab.routers[router.namespace].forward(node.public_port, target, to_port)
+        made.start_wireguard("wg0")
+        start_minion(made, node.id, self.plan.internet["master"], self.state, environ=self.environ(node))
+        return made
+
+    def environ(self, node):
+        return emulated_pve_environ(self.clusters, node.site, node.pve_node)
+
+    # --- converging ---------------------------------------------------------------------------
+
+    def converge(self, report=print):
+        """``salt-run state.orchestrate orch.evpn``; ``report`` gets one line per step. Returns
+        whether every step succeeded."""
+        ret = self.master.run("state.orchestrate", "orch.evpn")
+        steps = next(iter(ret.get("data", {}).values()), {})
+        if not isinstance(steps, dict):
+            report(f"FAIL orch.evpn: {steps}")
+            return False
+        for step in sorted(steps.values(), key=lambda s: s.get("__run_num__", 0)):
+            seconds = step.get("duration", 0) / 1000
+            outcome = "ok  " if step["result"] else "FAIL"
+            report(f"{outcome} {step['__id__']} ({seconds:.1f} s): {step['comment'].splitlines()[0]}")
+        return bool(steps) and all(step["result"] for step in steps.values())
+
+    def load_dataplane(self, node_ids=None, report=print):
+        """Each node renders and runs what its cluster's running SDN configuration holds for it,
+        as PVE's per-node network reload does (lab/dataplane.py)."""
+        nodes = self.plan.nodes()
+        for node_id in node_ids or self.built_nodes():
+            node = nodes[node_id]
+            made = self.lab.nodes[node_id]
+            made.run("pvesh", "set", f"/nodes/{node.pve_node}/network", env=self.environ(node))
+            rendered = self.clusters / node.site / "nodes" / node.pve_node / "etc"
+            ports = [
+                (h["port"], h["bridge"]) for h in self.lab.hosts.values() if h.get("node") == node_id and "port" in h
+            ]
+            result = dataplane.load(made, rendered, dataplane.router_mac(node.wireguard), ports)
+            report(f"{node_id}: FRR and ifupdown2 loaded what the SDN apply rendered for it")
+            if result is not None and result.returncode != 0:
+                report(f"{node_id}: ifreload -a: {result.stderr.strip()}")
+
+    def start_guests(self, node_ids, report=print):
+        for guest in self.plan.guests(node_ids):
+            self.lab.vm(
+                self.lab.nodes[guest.node],
+                guest.namespace,
+                guest.vnet,
+                guest.address,
+                guest.gateway,
+                self.plan.mtu,
+                site=self.plan.nodes()[guest.node].site,
+            )
+            report(f"{guest.namespace}: {guest.address} on {guest.node}'s {guest.vnet}, gateway {guest.gateway}")
+
+    # --- growing ------------------------------------------------------------------------------
+
+    def add_node(self, node_id):
+        """The node's pillar entry from the topology into the lab's pillar copy (one new entry
+        in its site's file), then the node itself. Returns the site file written."""
+        node = self.plan.nodes()[node_id]
+        if node_id in self.lab.nodes:
+            raise topology.TopologyError([f"{node_id}: the lab has this node already"])
+        site_file = self._site_file(node.site)
+        if node.pillar is not None:
+            document = yaml.safe_load(site_file.read_text())
+            document["evpn"]["sites"][node.site]["nodes"][node_id] = node.pillar
+            site_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        self._grow([node_id])
+        return site_file
+
+    def add_site(self, site_name):
+        """The site's pillar file from the topology into the lab's pillar copy, then its routers
+        and nodes. Returns the site file written."""
+        site = self.plan.sites[site_name]
+        if any(self.plan.nodes()[n].site == site_name for n in self.lab.nodes if n in self.plan.nodes()):
+            raise topology.TopologyError([f"{site_name}: the lab has this site already"])
+        site_file = self.pillar_root / "evpn" / "sites" / f"{site_name}.sls"
+        if site.pillar is not None:
+            site_file.write_text(yaml.safe_dump({"evpn": {"sites": {site_name: site.pillar}}}, sort_keys=False))
+        self.refresh_plan()
+        self._routers(self.plan.sites[site_name])
+        self._grow(list(self.plan.sites[site_name].nodes))
+        return site_file
+
+    def _site_file(self, site_name):
+        for path in sorted((self.pillar_root / "evpn" / "sites").glob("*.sls")):
+            document = yaml.safe_load(path.read_text()) or {}
+            if site_name in ((document.get("evpn") or {}).get("sites") or {}):
+                return path
+        raise topology.TopologyError([f"no file of {self.pillar_root}/evpn/sites holds site {site_name}"])
+
+    def _grow(self, node_ids):
+        self.refresh_plan()
+        self.lab.set_dns({**self.plan.dns, **self.lab.dns()})  # names that moved keep their address
+        for node_id in node_ids:
+            self._node(self.plan.nodes()[node_id])
+        members = list(self.plan.nodes(in_pillar=True))
+        self.master.wait_for(members)
+        self.master.salt("-L", ",".join(members), "saltutil.refresh_pillar", "wait=True")
+
+    # --- moving -------------------------------------------------------------------------------
+
+    def renumber(self, site_name):
+        """The ISP gives the site's router a new WAN address and the DNS records of the site's
+        names follow it. Returns (old address, new address, the names changed)."""
+        site = self.plan.sites[site_name]
+        router = self.lab.routers[site.routers[0].namespace]
+        old = router.wan()
+        network = next(net for net in topology.INTERNET if ipaddress.ip_address(old) in net)
+        taken = {a.split("/")[0] for h in self.lab.hosts.values() for cidrs in h["addresses"].values() for a in cidrs}
+        new = next(str(a) for a in network.hosts() if str(a) not in taken and a > ipaddress.ip_address(old))
+        router.renumber(new, internet_gateway(new))
+        names = sorted(name for name, address in self.lab.dns().items() if address == old)
+        self.lab.set_dns({**self.lab.dns(), **dict.fromkeys(names, new)})
+        return old, new, names
 
 
 @contextlib.contextmanager
-def lab_federation(nodes, pillar_root, prefix, guests=()):
-    """``start_federation`` in a lab of its own, torn down on leaving."""
+def lab_federation(pillar_root, topology_file=topology.DEFAULT_TOPOLOGY, prefix="f", guests=()):
+    """A federation built in a lab of its own (a copy of ``pillar_root``, beacon every second),
+    torn down on leaving, also when the body fails. Yields the Federation."""
     # Short: Salt's unix sockets live under it, and pytest's temporary paths are too long.
     state = pathlib.Path(tempfile.mkdtemp(prefix="evpn-"))
     try:
-        with Lab(state / "lab", prefix=f"{prefix}{os.getpid() % 100000}-") as lab:
-            yield start_federation(lab, state, nodes, pillar_root, guests)
+        pillar = lab_pillar(pillar_root, state / "pillar")
+        plan = topology.load(topology_file, topology.render_pillar(pillar))
+        with Lab(state / "lab", prefix=f"{prefix}{os.getpid() % 100000}-", dns_server=plan.internet["dns"]) as lab:
+            federation = Federation(lab, state, topology_file, pillar)
+            federation.build(guests)
+            yield federation
     finally:
-        shutil.rmtree(state)
+        shutil.rmtree(state, ignore_errors=True)

@@ -1,21 +1,30 @@
 """
-Lab nodes in Linux namespaces, for the lab and the tests.
+Lab hosts in Linux namespaces, for the lab and the tests.
 
-A node is a network namespace plus a persistent private mount namespace and a UTS namespace:
-its own /run (so wireguard-go's /run/wireguard/<if>.sock, FRR's and Salt's sockets are per
-node), a fresh sysfs, its own /etc/resolv.conf (the internet namespace's DNS, never the
-host's) and /etc/hosts (``Node.hosts_file``: names a test resolves without a DNS server), and
-per-node folders bind-mounted over /etc/wireguard and /etc/sysctl.d.
-Every tool then runs unmodified inside it (``Node.run``).
+The emulated internet is a namespace (``inet``) holding a bridge with 203.0.113.1/24 and
+198.51.100.1/24, the internet's router. Everything else hangs off a bridge: hosts and routers on
+the internet's, nodes and routers behind a NAT router on that router's LAN bridge (``lan0``).
 
-Safety (DEVELOPERS.md): nodes reach each other only through an "internet" namespace holding a
-bridge with 203.0.113.1/24 and 198.51.100.1/24; veths are created directly inside the
-namespaces, nothing appears in the host's network namespace, nothing is routed or NATed to it.
+- A router (``Lab.router``): ``wan0`` on its upstream bridge, ``lan0`` a bridge for its LAN,
+  forwarding, masquerade out of ``wan0`` and UDP port forwards (``Router.forward``) into its LAN,
+  all in nftables of its own namespace; no hairpin NAT, as most ISP routers.
+- A node (``Lab.node``): a network namespace plus a persistent private mount namespace and a UTS
+  namespace: its own /run (wireguard-go's, FRR's and Salt's sockets are per node), a fresh sysfs,
+  its own /etc/resolv.conf (the lab's DNS server, never the host's) and /etc/hosts
+  (``Node.hosts_file``), and per-node folders bind-mounted over /etc/wireguard, /etc/sysctl.d,
+  /etc/frr and /etc/network. Every tool then runs unmodified inside it (``Node.run``).
+- A VM (``Lab.vm``): a namespace whose eth0 is a port of a bridge in a node.
+
+Safety: veths are created directly inside the lab's namespaces, nothing appears in the host's
+network namespace, nothing is routed or NATed to it; NAT happens only between lab namespaces.
 ``Lab.close`` kills every process the lab started, by recorded PID (checked against its start
-time), then unmounts and deletes every namespace it made. It runs even when a test fails.
+time), then unmounts and deletes every namespace it made; ``lab.json`` in the state folder
+records all of it (and each namespace's role, site, node and addresses), so another process can
+inspect or close the lab.
 """
 
 import contextlib
+import ipaddress
 import json
 import os
 import pathlib
@@ -25,8 +34,10 @@ import subprocess
 import time
 
 INTERNET_ADDRESSES = ("203.0.113.1/24", "198.51.100.1/24")
-DNS_SERVER = "203.0.113.1"  # the internet namespace: the lab's DNS server, when it runs one
+DNS_SERVER = "203.0.113.1"  # where nodes send DNS queries unless the lab says otherwise
 NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d", "/etc/frr", "/etc/network")  # seeded from the host's
+UPLINK = "eth0"  # a node's or host's interface toward its router
+NAT_TABLE = "evpnlab"
 
 
 def _run(*argv, check=True, **kwargs):
@@ -49,17 +60,29 @@ def alive(pid, start):
     return start is not None and _start_time(pid) == start
 
 
+def internet_gateway(address):
+    """The internet's router for a public address (the .1 of its documentation range)."""
+    ip = ipaddress.ip_address(address)
+    return next(
+        str(ipaddress.ip_interface(a).ip) for a in INTERNET_ADDRESSES if ip in ipaddress.ip_interface(a).network
+    )
+
+
 class Lab:
     """Namespaces and processes made for one lab or test, all removed by ``close``."""
 
-    def __init__(self, state_dir, prefix):
+    def __init__(self, state_dir, prefix, dns_server=DNS_SERVER):
         self.state = pathlib.Path(state_dir)
         self.prefix = prefix  # keeps namespace names apart from anything else on the host
         self.mounts = self.state / "mnt"
+        self.dns_server = dns_server
         self.namespaces = []
+        self.hosts = {}  # namespace -> {"role", "site", "node", "addresses": {interface: [CIDR]}}
         self.processes = []  # (pid, start time, label)
         self.nodes = {}
-        self.internet = None
+        self.routers = {}
+        self.bridges = {}  # namespace -> the bridge that downstream hosts join
+        self.internet = f"{prefix}inet"
         self.dns_records = self.dns_pid = None  # start_dns
 
     def __enter__(self):
@@ -67,54 +90,99 @@ class Lab:
         # unshare --mount=FILE refuses a file on a shared mount: give the folder its own mount.
         _run("mount", "--bind", str(self.mounts), str(self.mounts))
         _run("mount", "--make-private", str(self.mounts))
-        self.internet = self._namespace("inet")
-        _run("ip", "-n", self.internet, "link", "add", "br0", "type", "bridge")
-        _run("ip", "-n", self.internet, "link", "set", "br0", "up")
-        for address in INTERNET_ADDRESSES:
-            _run("ip", "-n", self.internet, "addr", "add", address, "dev", "br0")
-        _run("ip", "netns", "exec", self.internet, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self._namespace("inet", "internet")
+        self._bridge(self.internet, "br0", INTERNET_ADDRESSES)
         return self
 
     def __exit__(self, *exc):
         self.close()
 
-    def _namespace(self, name):
+    def _namespace(self, name, role, site=None, node=None):
         namespace = f"{self.prefix}{name}"
         _run("ip", "netns", "add", namespace)
         self.namespaces.append(namespace)
+        self.hosts[namespace] = {"role": role, "site": site, "node": node, "addresses": {}}
         self.save()
         _run("ip", "-n", namespace, "link", "set", "lo", "up")
         return namespace
 
-    def node(self, name, public_address, gateway="203.0.113.1"):
-        """A node with ``pub0`` on the internet bridge at ``public_address`` (a /24)."""
-        namespace = self._namespace(name)
-        veth = f"v{len(self.nodes)}"
-        _run("ip", "-n", self.internet, "link", "add", veth, "type", "veth", "peer", "name", "pub0", "netns", namespace)
-        _run("ip", "-n", self.internet, "link", "set", veth, "master", "br0", "up")
-        _run("ip", "-n", namespace, "addr", "add", f"{public_address}/24", "dev", "pub0")
-        _run("ip", "-n", namespace, "link", "set", "pub0", "up")
+    def _bridge(self, namespace, bridge, addresses):
+        _run("ip", "-n", namespace, "link", "add", bridge, "type", "bridge")
+        _run("ip", "-n", namespace, "link", "set", bridge, "up")
+        for address in addresses:
+            _run("ip", "-n", namespace, "addr", "add", address, "dev", bridge)
+        _run("ip", "netns", "exec", namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.bridges[namespace] = bridge
+        self.hosts[namespace]["addresses"][bridge] = list(addresses)
+
+    def _uplink(self, namespace, upstream, ifname, address, gateway):
+        """``ifname`` in ``namespace``, a veth whose other end is a port of ``upstream``'s bridge,
+        with ``address`` (CIDR) and the default route through ``gateway``."""
+        upstream = f"{self.prefix}{upstream}"
+        veth = f"v{len(self.namespaces)}"
+        _run("ip", "-n", upstream, "link", "add", veth, "type", "veth", "peer", "name", ifname, "netns", namespace)
+        _run("ip", "-n", upstream, "link", "set", veth, "master", self.bridges[upstream], "up")
+        _run("ip", "-n", namespace, "addr", "add", address, "dev", ifname)
+        _run("ip", "-n", namespace, "link", "set", ifname, "up")
         _run("ip", "-n", namespace, "route", "add", "default", "via", gateway)
+        self.hosts[namespace]["addresses"][ifname] = [address]
+        self.save()
+
+    def host(self, name, role, address, gateway=None):
+        """A plain host on the internet at ``address`` (a /24): the lab's DNS server, ``www``."""
+        namespace = self._namespace(name, role)
+        self._uplink(namespace, "inet", UPLINK, f"{address}/24", gateway or internet_gateway(address))
+        return namespace
+
+    def router(self, name, site, upstream, wan, gateway, lan):
+        """A NAT router: ``wan0`` at ``wan`` (CIDR) on ``upstream``'s bridge, ``lan0`` a bridge
+        for ``lan`` (its first address is the router's), masquerade out of ``wan0``."""
+        lan = ipaddress.ip_network(lan)
+        namespace = self._namespace(name, "router", site=site)
+        self._bridge(namespace, "lan0", [f"{next(lan.hosts())}/{lan.prefixlen}"])
+        self._uplink(namespace, upstream, "wan0", wan, gateway)
+        nft = (
+            f"table ip {NAT_TABLE} {{\n"
+            "  chain prerouting { type nat hook prerouting priority dstnat; policy accept; }\n"
+            "  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n"
+            '    oifname "wan0" masquerade; }\n'
+            "}\n"
+        )
+        _run("ip", "netns", "exec", namespace, "nft", "-f", "-", input=nft)
+        router = Router(self, name, namespace)
+        self.routers[name] = router
+        self.save()
+        return router
+
+    def node(self, name, address, gateway=None, upstream="inet", site=None, role="node"):
+        """A node with ``eth0`` at ``address`` (CIDR, or an address on the internet: /24) on
+        ``upstream``'s bridge. ``role`` says what it stands for in lab.json (the master runs in
+        a node too: Salt wants a /run of its own)."""
+        cidr = address if "/" in address else f"{address}/24"
+        namespace = self._namespace(name, role, site=site, node=name if role == "node" else None)
+        self._uplink(namespace, upstream, UPLINK, cidr, gateway or internet_gateway(cidr.split("/")[0]))
         node = Node(self, name, namespace)
         node.setup()
         self.nodes[name] = node
         self.save()
         return node
 
-    def start_dns(self, records):
+    def start_dns(self, records, namespace=None):
         """
-        dnsmasq in the internet namespace, the DNS server of every node: it answers ``records``
-        ({name: address}) and nothing else (no upstream, so no query leaves the lab), with TTL 0.
-        ``set_dns`` changes the records.
+        dnsmasq, the DNS server of every node (in ``namespace``, default the internet's): it
+        answers ``records`` ({name: address}) and nothing else (no upstream, so no query leaves
+        the lab), with TTL 0. ``set_dns`` changes the records.
         """
+        namespace = namespace or self.internet
         self.dns_records = self.state / "dns-records"
         self._write_dns(records)
+        interface = "br0" if namespace == self.internet else UPLINK
         process = subprocess.Popen(
             [
                 "ip",
                 "netns",
                 "exec",
-                self.internet,
+                namespace,
                 "dnsmasq",
                 "--keep-in-foreground",
                 "--conf-file=/dev/null",
@@ -123,7 +191,7 @@ class Lab:
                 "--no-poll",
                 f"--addn-hosts={self.dns_records}",
                 "--user=root",
-                "--interface=br0",
+                f"--interface={interface}",
                 "--bind-interfaces",
                 "--local-ttl=0",
                 f"--pid-file={self.state / 'dnsmasq.pid'}",
@@ -135,14 +203,12 @@ class Lab:
         self.record(process.pid, "dnsmasq")
         self.dns_pid = process.pid
         self.save()
-        for _ in range(100):
-            if (
-                _run("ip", "netns", "exec", self.internet, "ss", "-lun", "sport = :53", check=False).stdout.count("\n")
-                > 1
-            ):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("dnsmasq did not start")
+        wait_until(
+            lambda: (
+                _run("ip", "netns", "exec", namespace, "ss", "-lun", "sport = :53", check=False).stdout.count("\n") > 1
+            ),
+            "dnsmasq did not start",
+        )
 
     def _write_dns(self, records):
         self.dns_records.write_text("".join(f"{address} {name}\n" for name, address in sorted(records.items())))
@@ -156,15 +222,25 @@ class Lab:
         self._write_dns(records)
         os.kill(self.dns_pid, signal.SIGHUP)
 
+    def spawn(self, namespace, *argv, label, log_path=None, **kwargs):
+        """Start a long-running program in a plain namespace; recorded for teardown."""
+        log = open(log_path or os.devnull, "ab")
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, *argv], stdout=log, stderr=log, stdin=subprocess.DEVNULL, **kwargs
+        )
+        log.close()
+        self.record(process.pid, label)
+        return process
+
     def record(self, pid, label):
         self.processes.append((pid, _start_time(pid), label))
         self.save()
 
-    def vm(self, node, name, bridge, address, gateway, mtu):
+    def vm(self, node, name, bridge, address, gateway, mtu, site=None):
         """A "VM": a namespace whose eth0 (``address``, a CIDR) is a port of ``bridge`` in
         ``node``, with its default route through ``gateway``."""
-        namespace = self._namespace(name)
-        port = f"vm{len([n for n in self.namespaces if n.startswith(self.prefix + 'vm')])}"
+        namespace = self._namespace(name, "vm", site=site, node=node.name)
+        port = f"vm{sum(1 for h in self.hosts.values() if h['role'] == 'vm')}"
         _run(
             "ip",
             "-n",
@@ -182,35 +258,44 @@ class Lab:
             "netns",
             node.namespace,
         )
+        self.hosts[namespace]["port"] = port
+        self.hosts[namespace]["bridge"] = bridge
         _run("ip", "-n", node.namespace, "link", "set", port, "mtu", str(mtu), "master", bridge, "up")
         _run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
+        self.hosts[namespace]["addresses"]["eth0"] = [address]
         _run("ip", "-n", namespace, "link", "set", "eth0", "up")
         _run("ip", "-n", namespace, "route", "add", "default", "via", gateway)
         self.save()
         return namespace
 
     def save(self):
-        """What ``load`` needs to tear the lab down from another process (make lab-down)."""
+        """lab.json: what ``load`` needs to inspect or tear down the lab from another process."""
         state = {
             "prefix": self.prefix,
             "namespaces": self.namespaces,
+            "hosts": self.hosts,
             "processes": self.processes,
             "nodes": {name: node.namespace for name, node in self.nodes.items()},
+            "routers": {name: router.namespace for name, router in self.routers.items()},
+            "bridges": self.bridges,
+            "dns_server": self.dns_server,
             "dns_records": str(self.dns_records) if self.dns_records else None,
             "dns_pid": self.dns_pid,
         }
         if self.state.is_dir():
-            (self.state / "lab.json").write_text(json.dumps(state))
+            (self.state / "lab.json").write_text(json.dumps(state, indent=1))
 
     @classmethod
     def load(cls, state_dir):
         """The lab recorded in ``state_dir``, to inspect, change or close."""
         state = json.loads((pathlib.Path(state_dir) / "lab.json").read_text())
-        lab = cls(state_dir, state["prefix"])
+        lab = cls(state_dir, state["prefix"], state["dns_server"])
         lab.namespaces = state["namespaces"]
+        lab.hosts = state["hosts"]
         lab.processes = [tuple(process) for process in state["processes"]]
-        lab.internet = f"{lab.prefix}inet"
         lab.nodes = {name: Node(lab, name, namespace) for name, namespace in state["nodes"].items()}
+        lab.routers = {name: Router(lab, name, namespace) for name, namespace in state["routers"].items()}
+        lab.bridges = state["bridges"]
         lab.dns_records = pathlib.Path(state["dns_records"]) if state["dns_records"] else None
         lab.dns_pid = state["dns_pid"]
         return lab
@@ -241,6 +326,52 @@ class Lab:
         shutil.rmtree(self.state, ignore_errors=True)
 
 
+def wait_until(condition, failure, timeout=5.0, interval=0.05):
+    """Poll ``condition`` until it is true; RuntimeError(``failure``) after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise RuntimeError(failure)
+
+
+class Router:
+    """A NAT router of the lab: port forwards into its LAN, a WAN address that can change."""
+
+    def __init__(self, lab, name, namespace):
+        self.lab = lab
+        self.name = name
+        self.namespace = namespace
+
+    def forward(self, port, address, to_port):
+        """UDP ``port`` arriving on ``wan0`` for the router's own address goes to
+        ``address``:``to_port`` on the LAN."""
+        rule = (
+            f'add rule ip {NAT_TABLE} prerouting iifname "wan0" fib daddr type local '
+            f"udp dport {port} dnat to {address}:{to_port}\n"
+        )
+        _run("ip", "netns", "exec", self.namespace, "nft", "-f", "-", input=rule)
+
+    def wan(self):
+        """The WAN address, without its prefix length."""
+        output = _run("ip", "-4", "-o", "-n", self.namespace, "addr", "show", "dev", "wan0").stdout
+        return output.split()[3].split("/")[0]
+
+    def renumber(self, address, gateway):
+        """A new WAN address (a /24 on the internet), as when the ISP reconnects the line: the
+        router's connection tracking starts over (masquerade and port forwards use the new one)."""
+        _run("ip", "-n", self.namespace, "addr", "flush", "dev", "wan0", "scope", "global")
+        _run("ip", "-n", self.namespace, "addr", "add", f"{address}/24", "dev", "wan0")
+        _run("ip", "-n", self.namespace, "route", "replace", "default", "via", gateway)
+        _run("ip", "netns", "exec", self.namespace, "conntrack", "-F")
+        # Nobody answers for the old address any more: the internet forgets where it was.
+        for old in self.lab.hosts[self.namespace]["addresses"]["wan0"]:
+            _run("ip", "-n", self.lab.internet, "neigh", "flush", "to", old.split("/")[0], check=False)
+        self.lab.hosts[self.namespace]["addresses"]["wan0"] = [f"{address}/24"]
+        self.lab.save()
+
+
 class Node:
     def __init__(self, lab, name, namespace):
         self.lab = lab
@@ -255,9 +386,9 @@ class Node:
         """The node's mount and UTS namespaces, made from the host's mount namespace."""
         resolv = self.root / "resolv.conf"
         resolv.parent.mkdir(parents=True, exist_ok=True)
-        resolv.write_text(f"nameserver {DNS_SERVER}\noptions timeout:1 attempts:1\n")
+        resolv.write_text(f"nameserver {self.lab.dns_server}\noptions timeout:1 attempts:1\n")
         self.hosts_file.write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n")
-        binds = [f"mount --bind {resolv} /etc/resolv.conf", f"mount --bind {self.hosts_file} /etc/hosts"]
+        commands = [f"mount --bind {resolv} /etc/resolv.conf", f"mount --bind {self.hosts_file} /etc/hosts"]
         for target in NODE_PRIVATE_DIRS:
             source = self.root / target.strip("/").replace("/", "-")
             if pathlib.Path(target).is_dir():
@@ -269,7 +400,7 @@ class Node:
             else:
                 source.mkdir(parents=True, exist_ok=True)
                 pathlib.Path(target).mkdir(parents=True, exist_ok=True)
-            binds.append(f"mount --bind {source} {target}")
+            commands.append(f"mount --bind {source} {target}")
         self.mount_ns.touch()
         self.uts_ns.touch()
         script = "; ".join(
@@ -281,7 +412,7 @@ class Node:
                 f"mount -t tmpfs -o mode=755,size=64m tmpfs-{self.name} /run",
                 f"mount -t tmpfs -o mode=1777,size=64m tmpfs-{self.name} /var/tmp",
                 "mkdir -p /run/wireguard /run/salt /run/network",
-                *binds,
+                *commands,
             ]
         )
         _run(
@@ -299,8 +430,8 @@ class Node:
 
     def move(self, public_address, gateway):
         """A new public address (a /24 on the internet bridge), as when the ISP hands one out."""
-        _run("ip", "-n", self.namespace, "addr", "flush", "dev", "pub0", "scope", "global")
-        _run("ip", "-n", self.namespace, "addr", "add", f"{public_address}/24", "dev", "pub0")
+        _run("ip", "-n", self.namespace, "addr", "flush", "dev", UPLINK, "scope", "global")
+        _run("ip", "-n", self.namespace, "addr", "add", f"{public_address}/24", "dev", UPLINK)
         _run("ip", "-n", self.namespace, "route", "replace", "default", "via", gateway)
 
     def command(self, *argv, cwd="/"):
@@ -322,13 +453,7 @@ class Node:
     def spawn(self, *argv, label, log_path=None, **kwargs):
         """Start a long-running program inside the node; the lab records it for teardown."""
         log = open(log_path or os.devnull, "ab")
-        process = subprocess.Popen(
-            self.command(*argv),
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            **kwargs,
-        )
+        process = subprocess.Popen(self.command(*argv), stdout=log, stderr=log, stdin=subprocess.DEVNULL, **kwargs)
         log.close()
         self.lab.record(process.pid, f"{self.name}: {label}")
         return process
@@ -343,8 +468,7 @@ class Node:
             label=f"wireguard-go {interface}",
             log_path=self.root / f"wireguard-go-{interface}.log",
         )
-        for _ in range(100):
-            if self.run("test", "-S", f"/run/wireguard/{interface}.sock", check=False).returncode == 0:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: wireguard-go did not create {interface}")
+        wait_until(
+            lambda: self.run("test", "-S", f"/run/wireguard/{interface}.sock", check=False).returncode == 0,
+            f"{self.name}: wireguard-go did not create {interface}",
+        )

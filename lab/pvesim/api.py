@@ -14,7 +14,21 @@ from pvesim.schema import Schema, check_parameters
 from pvesim.sdn import Sdn
 from pvesim.store import Store
 
-VERSION_METHOD = {"parameters": {"properties": {}}, "returns": {"type": "object"}}
+# PVE's own methods outside the SDN and firewall schema that the emulator answers:
+# GET /version, and PUT /nodes/{node}/network (pve-manager API2/Network.pm reload_network_config:
+# what an SDN apply runs on every node of the cluster, here also what the lab runs on each node).
+OWN_METHODS = {
+    ("GET", "/version"): {"parameters": {"properties": {}}, "returns": {"type": "object"}},
+    ("PUT", "/nodes/{node}/network"): {
+        "parameters": {
+            "properties": {
+                "node": {"type": "string", "format": "pve-node"},
+                "regenerate-frr": {"type": "boolean", "optional": 1},
+            }
+        },
+        "returns": {"type": "string"},
+    },
+}
 
 
 class Api:
@@ -65,6 +79,7 @@ class Api:
             "version": f"{self.schema.version}.0",
             "repoid": "pvesim",
         }
+        self.routes[("PUT", "/nodes/{node}/network")] = lambda p: sdn.reload_network(p["node"])
 
     def _firewall_routes(self):
         fw = self.firewall
@@ -114,8 +129,13 @@ class Api:
 
     def endpoint(self, method, path):
         """(template, path parameters, method schema); PveError exit 1 when PVE has none."""
-        if (method, path) == ("GET", "/version"):  # PVE's own, outside the SDN and firewall schema
-            return path, {}, VERSION_METHOD
+        for (own_method, template), method_schema in OWN_METHODS.items():
+            names = template.strip("/").split("/")
+            parts = path.strip("/").split("/")
+            if own_method == method and len(names) == len(parts):
+                values = {n[1:-1]: v for n, v in zip(names, parts, strict=True) if n.startswith("{")}
+                if all(n == v for n, v in zip(names, parts, strict=True) if not n.startswith("{")):
+                    return template, values, method_schema
         template, path_params = self.schema.resolve(path)
         method_schema = self.schema.method(template, method) if template else None
         if method_schema is None:

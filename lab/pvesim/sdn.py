@@ -510,14 +510,23 @@ class Sdn:
             return version
 
         self.in_lock("could not commit SDN config", params, commit)
-        node = self.api.node
-        ticks = int(time.monotonic() * 100) & 0xFFFFFFFF
-        upid = f"UPID:{node}:{os.getpid():08X}:{ticks:08X}:{int(time.time()):08X}:reloadnetworkall::root@pam:"
         log = []
         for member in self.store.nodes():
             log.append(f"{member}: reloading network config")
             log += self._render(member)
-        return upid, log + ["TASK OK"]
+        return self._upid("reloadnetworkall"), log + ["TASK OK"]
+
+    def reload_network(self, node):
+        """``PUT /nodes/{node}/network``: the node writes its interfaces.d/sdn and frr.conf from
+        the running configuration and its own facts (what the apply's task runs on each node)."""
+        if node not in self.store.nodes():
+            raise PveError(f"no such cluster node '{node}'", exit_code=255)
+        return self._upid("srvreload"), self._render(node) + ["TASK OK"]
+
+    def _upid(self, task):
+        node = self.api.node
+        ticks = int(time.monotonic() * 100) & 0xFFFFFFFF
+        return f"UPID:{node}:{os.getpid():08X}:{ticks:08X}:{int(time.time()):08X}:{task}::root@pam:"
 
     def _render(self, node):
         """What pve-network would write on ``node``: nodes/<node>/etc/network/interfaces.d/sdn

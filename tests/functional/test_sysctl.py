@@ -19,7 +19,7 @@ CONFIG = "/etc/sysctl.d/90-evpn.conf"
 def node(tmp_path_factory):
     with Lab(tmp_path_factory.mktemp("lab"), prefix=f"s{os.getpid() % 100000}-") as lab:
         made = lab.node("a", "203.0.113.41")
-        made.run("sysctl", "-qw", "net.ipv4.conf.pub0.rp_filter=1", "net.ipv4.ip_forward=0")
+        made.run("sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1", "net.ipv4.ip_forward=0")
         yield made
 
 
@@ -44,32 +44,32 @@ def _apply(node, settings, test=False):
 
 def test_the_sls_covers_every_interface(node):
     settings = _settings(node)
-    for interface in ("all", "default", "lo", "pub0"):
+    for interface in ("all", "default", "lo", "eth0"):
         assert settings[f"net.ipv4.conf.{interface}.rp_filter"] == 0
     assert settings["net.ipv4.ip_forward"] == 1
     assert settings["net.bridge.bridge-nf-call-iptables"] == 1
 
 
 def test_test_mode_reports_and_changes_nothing(node):
-    state = _apply(node, {"net.ipv4.conf.pub0.rp_filter": 0, "net.ipv4.ip_forward": 1}, test=True)
+    state = _apply(node, {"net.ipv4.conf.eth0.rp_filter": 0, "net.ipv4.ip_forward": 1}, test=True)
     assert state["result"] is None
     assert state["changes"] == {
         "live": {
-            "net.ipv4.conf.pub0.rp_filter": {"old": "1", "new": "0"},
+            "net.ipv4.conf.eth0.rp_filter": {"old": "1", "new": "0"},
             "net.ipv4.ip_forward": {"old": "0", "new": "1"},
         },
         "file": "created",
     }
-    assert node.run("sysctl", "-n", "net.ipv4.conf.pub0.rp_filter").stdout.strip() == "1"
+    assert node.run("sysctl", "-n", "net.ipv4.conf.eth0.rp_filter").stdout.strip() == "1"
     assert node.run("test", "-e", CONFIG, check=False).returncode == 1
 
 
 def test_set_live_and_persisted_then_no_change(node):
-    settings = {"net.ipv4.conf.pub0.rp_filter": 0, "net.ipv4.ip_forward": 1}
+    settings = {"net.ipv4.conf.eth0.rp_filter": 0, "net.ipv4.ip_forward": 1}
     state = _apply(node, settings)
     assert state["result"] is True and state["changes"]["file"] == "created"
-    assert node.run("sysctl", "-n", "net.ipv4.conf.pub0.rp_filter").stdout.strip() == "0"
-    assert node.run("cat", CONFIG).stdout == "net.ipv4.conf.pub0.rp_filter = 0\nnet.ipv4.ip_forward = 1\n"
+    assert node.run("sysctl", "-n", "net.ipv4.conf.eth0.rp_filter").stdout.strip() == "0"
+    assert node.run("cat", CONFIG).stdout == "net.ipv4.conf.eth0.rp_filter = 0\nnet.ipv4.ip_forward = 1\n"
     again = _apply(node, settings)
     assert (again["result"], again["changes"]) == (True, {})
 

@@ -13,10 +13,10 @@ import time
 
 import pytest
 import yaml
-from sites import KRK
 
 from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
+from sites import KRK
 from support.federation import REPO
 
 pytestmark = pytest.mark.usefixtures("lab_host")

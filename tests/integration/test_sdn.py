@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 import yaml
-from sites import KRK
 
+from sites import KRK
 from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
 

@@ -309,6 +309,7 @@ VALID_CALLS = [
     ("DELETE", "/cluster/firewall/ipset/fed", {}),
     ("DELETE", "/cluster/firewall/aliases/mgmt", {}),
     ("GET", "/version", {}),
+    ("PUT", "/nodes/pve1/network", {}),
 ]
 
 

@@ -65,7 +65,7 @@ def test_apply_renders_for_every_node_with_a_peer_address(tmp_path):
 
     facts = {
         "pve1": {"addresses": ["10.1.0.1", "203.0.113.11"], "outgoing": ["pub0", "203.0.113.11"]},
-        "pve2": {"addresses": ["192.0.2.9"], "outgoing": None},
+        "pve2": {"addresses": ["198.51.100.9"], "outgoing": None},
     }
     for node, node_facts in facts.items():
         Api(tmp_path, node, "9.1", node_facts).call("GET", "/cluster/sdn/zones", {})
@@ -99,3 +99,30 @@ def test_apply_renders_for_every_node_with_a_peer_address(tmp_path):
     frr = (tmp_path / "nodes/pve1/etc/frr/frr.conf").read_text()
     assert " neighbor 10.2.0.1 peer-group VTEP\n" in frr and " bgp router-id 10.1.0.1\n" in frr
     assert not (tmp_path / "nodes/pve2/etc").exists()
+
+
+def test_a_node_reloading_its_network_renders_from_its_own_facts_now(tmp_path):
+    """PUT /nodes/{node}/network (what the apply's task runs on each node): a node that had no
+    peer address at apply time renders once it has one; a node outside the cluster is refused."""
+    from pvesim.api import Api
+    from pvesim.errors import PveError
+
+    early = {"addresses": ["192.168.2.12"], "outgoing": ["eth0", "192.168.2.12"]}
+    Api(tmp_path, "pve2", "8.4", early).call("GET", "/version")
+    leader = Api(tmp_path, "pve1", "8.4", {"addresses": ["10.1.0.1"], "outgoing": ["eth0", "192.168.2.11"]})
+    leader.call(
+        "POST",
+        "/cluster/sdn/controllers",
+        {"controller": "evpnctl", "type": "evpn", "asn": 65000, "peers": "10.1.0.1,10.1.0.2"},
+    )
+    leader.call(
+        "POST", "/cluster/sdn/zones", {"zone": "evpn", "type": "evpn", "controller": "evpnctl", "vrf-vxlan": 10000}
+    )
+    leader.call("PUT", "/cluster/sdn", {})
+    assert not (tmp_path / "nodes/pve2/etc").exists()
+    now = {"addresses": ["192.168.2.12", "10.1.0.2"], "outgoing": ["eth0", "192.168.2.12"]}
+    upid, log = Api(tmp_path, "pve2", "8.4", now).call("PUT", "/nodes/pve2/network", {})
+    assert upid.startswith("UPID:pve2:") and ":srvreload:" in upid and log == ["TASK OK"]
+    assert " bgp router-id 10.1.0.2\n" in (tmp_path / "nodes/pve2/etc/frr/frr.conf").read_text()
+    with pytest.raises(PveError, match="no such cluster node 'pve9'"):
+        leader.call("PUT", "/nodes/pve9/network", {})
