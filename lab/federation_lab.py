@@ -32,9 +32,12 @@ LAB = pathlib.Path(__file__).resolve().parent
 BEACON_INTERVAL = 1  # seconds, in the lab's pillar copy (5 in the checkout's)
 
 
-def lab_pillar(source, destination):
-    """A copy of the pillar tree ``source`` for the lab, the endpoint beacon every second."""
+def lab_pillar(source, destination, extra=None):
+    """A copy of the pillar tree ``source`` for the lab, with the files of the tree ``extra``
+    over it, the endpoint beacon every second."""
     shutil.copytree(source, destination, dirs_exist_ok=True)
+    if extra is not None:
+        shutil.copytree(extra, destination, dirs_exist_ok=True)
     init = pathlib.Path(destination) / "evpn" / "init.sls"
     text = init.read_text()
     if "- interval: 5" in text:
@@ -153,10 +156,10 @@ class Federation:
 
     # --- converging ---------------------------------------------------------------------------
 
-    def converge(self, report=print):
-        """``salt-run state.orchestrate orch.evpn``; ``report`` gets one line per step. Returns
-        whether every step succeeded."""
-        ret = self.master.run("state.orchestrate", "orch.evpn")
+    def converge(self, report=print, progress=None):
+        """``salt-run state.orchestrate orch.evpn``; ``progress`` gets each step as it starts and
+        completes, ``report`` one line per step at the end. Returns whether every step succeeded."""
+        ret = self.master.run("state.orchestrate", "orch.evpn", progress=progress)
         steps = next(iter(ret.get("data", {}).values()), {})
         if not isinstance(steps, dict):
             report(f"FAIL orch.evpn: {steps}")
@@ -261,13 +264,14 @@ class Federation:
 
 
 @contextlib.contextmanager
-def lab_federation(pillar_root, topology_file=topology.DEFAULT_TOPOLOGY, prefix="f", guests=()):
-    """A federation built in a lab of its own (a copy of ``pillar_root``, beacon every second),
-    torn down on leaving, also when the body fails. Yields the Federation."""
+def lab_federation(pillar_root, topology_file=topology.DEFAULT_TOPOLOGY, prefix="f", guests=(), extra_pillar=None):
+    """A federation built in a lab of its own (a copy of ``pillar_root`` with the files of
+    ``extra_pillar`` over it, beacon every second), torn down on leaving, also when the body
+    fails. Yields the Federation."""
     # Short: Salt's unix sockets live under it, and pytest's temporary paths are too long.
     state = pathlib.Path(tempfile.mkdtemp(prefix="evpn-"))
     try:
-        pillar = lab_pillar(pillar_root, state / "pillar")
+        pillar = lab_pillar(pillar_root, state / "pillar", extra_pillar)
         plan = topology.load(topology_file, topology.render_pillar(pillar))
         with Lab(state / "lab", prefix=f"{prefix}{os.getpid() % 100000}-", dns_server=plan.internet["dns"]) as lab:
             federation = Federation(lab, state, topology_file, pillar)

@@ -7,8 +7,10 @@ root_dir, so ``state_dir`` must be a short path (AF_UNIX paths hold 107 characte
 
 import json
 import pathlib
+import re
 import subprocess
 import sys
+import threading
 import time
 
 import yaml
@@ -63,26 +65,37 @@ class SaltMaster:
         )
         return json.loads(proc.stdout or "{}")
 
-    def run(self, *args, timeout=300, out="json"):
+    def run(self, *args, timeout=300, out="json", progress=None):
         """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``.
-        Past ``timeout`` it fails with the end of every Salt log of the lab, to say what hung."""
-        try:
-            proc = self.node.run(
-                str(SALT_BIN / "salt-run"),
-                "-c",
-                str(self.config_dir),
-                f"--out={out}",
-                *args,
-                check=False,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            logs = sorted(self.config_dir.parent.glob("salt-*/*.log"))
-            tails = "".join(
-                f"\n--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs
-            )
-            raise RuntimeError(f"salt-run {' '.join(args)} did not finish within {timeout} s{tails}") from None
-        return json.loads(proc.stdout or "{}") if out == "json" else proc.stdout
+        ``progress`` gets each orchestration step as it starts and completes (from Salt's own
+        "Running state" and "Completed state" log lines, which ``-l info`` shows). Past ``timeout``
+        it fails with the end of every Salt log of the lab, to say what hung."""
+        argv = [str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args]
+        if progress is not None:
+            argv[1:1] = ["-l", "info"]
+        with subprocess.Popen(
+            self.node.command(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            output = []
+            readers = [
+                threading.Thread(target=lambda: output.append(proc.stdout.read()), daemon=True),
+                threading.Thread(target=_steps, args=(proc.stderr, progress or (lambda line: None)), daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                logs = sorted(self.config_dir.parent.glob("salt-*/*.log"))
+                tails = "".join(
+                    f"\n--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]) for log in logs
+                )
+                raise RuntimeError(f"salt-run {' '.join(args)} did not finish within {timeout} s{tails}") from None
+            for reader in readers:
+                reader.join()
+        stdout = output[0]
+        return json.loads(stdout or "{}") if out == "json" else stdout
 
     def wait_for(self, minion_ids, timeout=120):
         """Until every minion answers test.ping (minion authentication takes 10-20 s here)."""
@@ -125,3 +138,15 @@ def start_minion(node, minion_id, master_address, state_dir, environ=None):
         env=environ,
     )
     return config_dir
+
+
+def _steps(stream, progress):
+    """Salt's log lines of states starting and completing, as "started <id>" and
+    "completed <id> (<seconds> s)"."""
+    for line in stream:
+        running = re.search(r"Running state \[(.+?)\] at time", line)
+        completed = re.search(r"Completed state \[(.+?)\] at time .* \(duration_in_ms=([0-9.]+)\)", line)
+        if running:
+            progress(f"started {running.group(1)}")
+        elif completed:
+            progress(f"completed {completed.group(1)} ({float(completed.group(2)) / 1000:.1f} s)")

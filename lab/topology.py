@@ -14,7 +14,9 @@ Anything the lab cannot emulate is refused with a message naming the key (``topo
 import dataclasses
 import importlib.util
 import ipaddress
+import logging
 import pathlib
+import re
 import tempfile
 
 import salt.config
@@ -47,23 +49,47 @@ def evpn_model():
     return module
 
 
+class _SaltMessages(logging.Handler):
+    """Salt logs why a pillar file failed to render and returns only "see the log": keep it."""
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage().split("\nTraceback")[0].strip())
+
+
 def render_pillar(pillar_root):
     """The ``evpn`` pillar of the pillar tree at ``pillar_root``, rendered by Salt as a master
-    renders it (its ``evpn`` SLS and what that includes, the top file aside)."""
-    with tempfile.TemporaryDirectory(prefix="evpnlab-pillar-") as cache:
-        opts = salt.config.minion_config(None)
-        opts.update(
-            id="evpnlab",
-            file_client="local",
-            pillar_roots={"base": [str(pillar_root)]},
-            cachedir=cache,
-            root_dir=cache,
-            pki_dir=cache,
-            extension_modules=cache,
-        )
-        data, errors = salt.pillar.Pillar(opts, {}, "evpnlab", "base").render_pillar({"base": ["evpn"]})
+    renders it (its ``evpn`` SLS and what that includes, the top file aside). A file that does not
+    render is refused with its path and Salt's message."""
+    messages = _SaltMessages()
+    logging.getLogger("salt.pillar").addHandler(messages)
+    try:
+        with tempfile.TemporaryDirectory(prefix="evpnlab-pillar-") as cache:
+            opts = salt.config.minion_config(None)
+            opts.update(
+                id="evpnlab",
+                file_client="local",
+                pillar_roots={"base": [str(pillar_root)]},
+                cachedir=cache,
+                root_dir=cache,
+                pki_dir=cache,
+                extension_modules=cache,
+            )
+            data, errors = salt.pillar.Pillar(opts, {}, "evpnlab", "base").render_pillar({"base": ["evpn"]})
+    finally:
+        logging.getLogger("salt.pillar").removeHandler(messages)
     if errors:
-        raise TopologyError([f"pillar {pillar_root}: {error}" for error in errors])
+        problems = []
+        for message in messages.messages or errors:
+            sls = re.search(r"Rendering SLS '([^']+)'", message)
+            where = pathlib.Path(pillar_root, *sls.group(1).split(".")).with_suffix(".sls") if sls else pillar_root
+            problem = f"pillar {where}: {message}"
+            if problem not in problems:
+                problems.append(problem)
+        raise TopologyError(problems)
     if "evpn" not in data:
         raise TopologyError([f"pillar {pillar_root}: no evpn key (evpn/init.sls renders none)"])
     return data["evpn"]
@@ -91,6 +117,7 @@ class Guest:
     vnet: str
     address: str  # the VM's own, with the subnet's prefix length: 10.1.1.10/24
     gateway: str
+    snat: bool  # its subnet is source-NATed on exit nodes
 
     @property
     def ip(self):
@@ -146,6 +173,15 @@ class Plan:
 
     def guests(self, node_ids):
         return [guest for node_id in node_ids for guest in self.nodes()[node_id].guests]
+
+
+def site_pillar(site, topology_file=DEFAULT_TOPOLOGY):
+    """The pillar document of a site that the topology adds later (its ``pillar:`` key), as
+    the site's file under evpn/sites holds it."""
+    spec = (yaml.safe_load(pathlib.Path(topology_file).read_text())["sites"] or {}).get(site) or {}
+    if spec.get("pillar") is None:
+        raise TopologyError([f"topology:sites:{site}:pillar: {topology_file} has no pillar entry for this site"])
+    return {"evpn": {"sites": {site: spec["pillar"]}}}
 
 
 def load(topology_file, federation):
@@ -408,7 +444,7 @@ class _Planner:
                     )
                     continue
                 prefix = _network(subnet[0]).prefixlen
-                guests.append(Guest(node_id, vnet_id, f"{address}/{prefix}", subnet[1]["gateway"]))
+                guests.append(Guest(node_id, vnet_id, f"{address}/{prefix}", subnet[1]["gateway"], subnet[1]["snat"]))
         return guests
 
     def _dns(self, config, sites):

@@ -1,45 +1,47 @@
 """
-Endpoints that move, end to end: three nodes in lab nodes (tests/support/lab_federation.py),
+Endpoints that move, end to end: the lab's default topology with a third site (lab/federation_lab.py),
 dnsmasq as the public DNS, the evpn_endpoint beacon at a 1 s interval, the master's reactor.
 Forged and malformed events change no endpoint and leave the master working; a burst of events
-gives at most two refreshes; a node whose address and DNS record change is followed by every
+gives at most two refreshes; a site whose WAN address and DNS record change is followed by every
 peer (the time from the DNS update is printed).
 """
 
 import json
 import os
-import shutil
 import time
 
 import pytest
 import yaml
 
+import topology
 from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
-from sites import KRK
 from support.federation import REPO
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 TAG = "evpn/endpoint/changed"
-# minion id: (site, public address, endpoint name, WireGuard address)
-NODES = {
-    "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
-    "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
-    "pve-krk1": ("krk", "203.0.113.13", "krk.example.net", "10.3.0.1"),
-}
 
 
 @pytest.fixture(scope="module")
 def endpoints_lab(tmp_path_factory):
+    """The lab's default topology with the checkout's pillar plus its third site (krk, on a public
+    address), converged, and a minion that is not a node of the federation (backup-server)."""
     pillar = tmp_path_factory.mktemp("pillar")
-    shutil.copytree(REPO / "pillar", pillar, dirs_exist_ok=True)
-    init = pillar / "evpn" / "init.sls"
-    init.write_text(init.read_text().replace("- interval: 5", "- interval: 1"))
-    (pillar / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(KRK))
-    with lab_federation(NODES, pillar, prefix="e", guests=["backup-server"]) as lab:
-        steps = next(iter(lab["master"].run("state.orchestrate", "orch.evpn")["data"].values()))
+    (pillar / "evpn" / "sites").mkdir(parents=True)
+    (pillar / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(topology.site_pillar("krk")))
+    with lab_federation(REPO / "pillar", extra_pillar=pillar, prefix="e", guests=["backup-server"]) as federation:
+        steps = next(iter(federation.master.run("state.orchestrate", "orch.evpn")["data"].values()))
         assert all(s["result"] is True for s in steps.values()), {k: s["comment"] for k, s in steps.items()}
-        lab["keys"] = {m: n.run("wg", "show", "wg0", "public-key").stdout.strip() for m, n in lab["nodes"].items()}
+        nodes = {node_id: federation.lab.nodes[node_id] for node_id in federation.built_nodes()}
+        lab = {
+            "federation": federation,
+            "lab": federation.lab,
+            "master": federation.master,
+            "nodes": nodes,
+            "events": federation.events,
+            "state": federation.state,
+            "keys": {m: n.run("wg", "show", "wg0", "public-key").stdout.strip() for m, n in nodes.items()},
+        }
         time.sleep(3)  # every beacon has made its first check (its baseline)
         yield lab
 
@@ -97,7 +99,7 @@ def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
     lab, master = endpoints_lab, endpoints_lab["master"]
     before, offset = _endpoints(lab), lab["events"].stat().st_size
     forged = [
-        ("backup-server", {"id": "pve-roz1", "names": ["wro.dyndns.example.org"]}),  # not a node
+        ("backup-server", {"id": "pve-roz1", "names": ["wro.example.net"]}),  # not a node
         ("pve-wro1", {"id": "pve-krk1", "cmd": "_minion_event", "names": ["krk.example.net"]}),
         ("pve-wro1", {"names": "evil:\n  cmd.run: [touch /tmp/evpn-pwned]", "id": "x\nevil: {cmd.run: id}"}),
         ("pve-wro1", {"names": [{"nested": ["a", 1]}], "unexpected": None}),
@@ -119,7 +121,7 @@ def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
     assert returns and all(d["return"] == {"changed": {}, "unresolved": []} for d in returns), returns
     assert _endpoints(lab) == before
     assert not os.path.exists("/tmp/evpn-pwned")
-    assert set(master.salt("*", "test.ping")) == {*NODES, "backup-server"}, "the master stopped answering"
+    assert set(master.salt("*", "test.ping")) == {*lab["nodes"], "backup-server"}, "the master stopped answering"
 
 
 def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
@@ -141,32 +143,34 @@ def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
     jobs = _refresh_jobs(events)
     assert 1 <= len(jobs) <= 2, f"{len(jobs)} refreshes for one burst"
     returns = _refresh_returns(events)
-    assert sorted(d["id"] for d in returns) == sorted(list(NODES) * len(jobs))
+    assert sorted(d["id"] for d in returns) == sorted(list(lab["nodes"]) * len(jobs))
     assert all(d["return"]["changed"] == {} for d in returns), "a refresh moved an endpoint nobody moved"
 
 
 def test_every_peer_follows_a_moved_node(endpoints_lab):
+    """The ISP renumbers wro's router and the DNS record follows: every node of the other sites
+    is re-pointed, live and in its persisted file, and the reactor refreshed the federation."""
     lab = endpoints_lab
-    records = {name: public for _, public, name, _ in NODES.values()}
+    peers = [n for n in lab["nodes"] if not n.startswith("pve-wro")]
     offset = lab["events"].stat().st_size
-    lab["nodes"]["pve-wro1"].move("198.51.100.12", "198.51.100.1")
+    _, new, names = lab["federation"].renumber("wro")
     updated = time.monotonic()
-    lab["lab"].set_dns({**records, "wro.dyndns.example.org": "198.51.100.12"})
+    assert names == ["wro.example.net"]
     while time.monotonic() - updated < 30:
         endpoints = _endpoints(lab)
-        if all(endpoints[peer]["pve-wro1"] == "198.51.100.12:51820" for peer in ("pve-roz1", "pve-krk1")):
+        if all(endpoints[peer]["pve-wro1"] == f"{new}:51820" for peer in peers):
             break
         time.sleep(0.05)
     elapsed = time.monotonic() - updated
     print(f"DNS update to every peer re-pointed: {elapsed:.2f} s")
-    assert all(endpoints[peer]["pve-wro1"] == "198.51.100.12:51820" for peer in ("pve-roz1", "pve-krk1")), endpoints
-    for peer in ("pve-roz1", "pve-krk1"):
+    assert all(endpoints[peer]["pve-wro1"] == f"{new}:51820" for peer in peers), endpoints
+    for peer in peers:
         assert lab["nodes"][peer].run("ping", "-c1", "-W2", "10.2.0.1", check=False).returncode == 0
         conf = lab["nodes"][peer].run("cat", "/etc/wireguard/wg0.conf").stdout
-        assert "Endpoint = 198.51.100.12:51820" in conf, "the persisted file still has the old address"
+        assert f"Endpoint = {new}:51820" in conf, "the persisted file still has the old address"
     _quiet(lab)
     events = _events(lab, offset)
     changed = [d for tag, d in events if tag == TAG]
-    assert changed and all(d["data"] == {"names": ["wro.dyndns.example.org"]} for d in changed), changed
-    assert {d["id"] for d in changed} <= set(NODES), "the beacon fired on a minion that is not a node"
+    assert changed and all(d["data"] == {"names": ["wro.example.net"]} for d in changed), changed
+    assert {d["id"] for d in changed} <= set(lab["nodes"]), "the beacon fired on a minion that is not a node"
     assert _refresh_jobs(events), "the reactor did not refresh the federation"

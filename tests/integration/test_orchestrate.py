@@ -16,17 +16,22 @@ from support.federation import REPO
 from support.pve import pvesh_writes
 
 pytestmark = pytest.mark.usefixtures("lab_host")
-# minion id: (site, public address, endpoint name, WireGuard address)
-NODES = {
-    "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
-    "pve-wro1": ("wro", "203.0.113.12", "wro.dyndns.example.org", "10.2.0.1"),
-}
 
 
 @pytest.fixture(scope="module")
 def federation_lab():
-    with lab_federation(NODES, REPO / "pillar", prefix="o") as lab:
-        yield {**lab, "orchestrate": lab["master"].run("state.orchestrate", "orch.evpn")}
+    """The checkout's pillar on the lab's default topology (roz: two nodes behind NAT routers,
+    wro: one), built, then one orchestration."""
+    with lab_federation(REPO / "pillar", prefix="o") as federation:
+        nodes = {node_id: federation.lab.nodes[node_id] for node_id in federation.built_nodes()}
+        yield {
+            "federation": federation,
+            "master": federation.master,
+            "nodes": nodes,
+            "clusters": federation.clusters,
+            "events": federation.events,
+            "orchestrate": federation.master.run("state.orchestrate", "orch.evpn"),
+        }
 
 
 def _steps(orchestrate):
@@ -47,34 +52,40 @@ def test_one_orchestration_converges_the_federation(federation_lab):
         "evpn-verify",
     ]
     assert all(s["result"] is True for s in steps.values()), {i: s["comment"] for i, s in steps.items()}
-    nodes = federation_lab["nodes"]
+    nodes, plan = federation_lab["nodes"], federation_lab["federation"].plan
+    assert sorted(nodes) == ["pve-roz1", "pve-roz2", "pve-wro1"]
     for minion_id, node in nodes.items():
-        (peer,) = [p for p in NODES if p != minion_id]
-        assert node.run("ping", "-c1", "-W2", NODES[peer][3], check=False).returncode == 0
+        for peer in (p for p in nodes if p != minion_id):
+            assert node.run("ping", "-c1", "-W2", plan.nodes()[peer].wireguard, check=False).returncode == 0
         assert node.run("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
-        assert f"# {peer} at {NODES[peer][2]}:51820" in node.run("cat", "/etc/wireguard/wg0.conf").stdout
+    # Peers of the same site through their LAN endpoint, the others through the public one.
+    conf = nodes["pve-roz2"].run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert "# pve-roz1 at 192.168.2.11:51820" in conf and "# pve-wro1 at wro.example.net:51820" in conf
+    assert "# pve-roz2 at roz.example.net:51821" in nodes["pve-wro1"].run("cat", "/etc/wireguard/wg0.conf").stdout
     for site, vnet in (("roz", "roz1"), ("wro", "wro1")):
         log = federation_lab["clusters"] / site / "pvesh.log"
         writes = pvesh_writes(log)
         assert ("POST", f"/cluster/sdn/vnets/{vnet}/subnets") in writes and ("PUT", "/cluster/sdn") in writes
         assert writes[-1] == ("POST", "/cluster/firewall/rules"), "the firewall's rules come last"
-    # The apply rendered what PVE would run on the node, from the node's own address (wg0).
+    # The apply rendered what PVE would run on the leader, from its own address (wg0); the exit
+    # node's SNAT goes out of its uplink with its LAN address.
     rendered = federation_lab["clusters"] / "roz" / "nodes" / "pve-roz1" / "etc"
     frr = (rendered / "frr" / "frr.conf").read_text()
     assert " bgp router-id 10.1.0.1\n" in frr and " neighbor 10.2.0.1 peer-group VTEP\n" in frr
+    assert " neighbor 10.1.0.2 peer-group VTEP\n" in frr
     interfaces = (rendered / "network" / "interfaces.d" / "sdn").read_text()
     assert "\tvxlan-local-tunnelip 10.1.0.1\n" in interfaces and "\tmtu 1370\n" in interfaces
-    assert "-s '10.1.1.0/24' -o pub0 -j SNAT --to-source 203.0.113.11" in interfaces
+    assert "-s '10.1.1.0/24' -o eth0 -j SNAT --to-source 192.168.2.11" in interfaces
 
 
 def test_a_following_highstate_changes_nothing(federation_lab):
     ret = federation_lab["master"].salt("*", "state.apply", "evpn")
-    assert set(ret) == set(NODES)
+    assert set(ret) == set(federation_lab["nodes"])
     changed = {
         m: {s["__id__"]: s["changes"] for s in states.values() if s["changes"] or s["result"] is not True}
         for m, states in ret.items()
     }
-    assert changed == {m: {} for m in NODES}
+    assert changed == {m: {} for m in federation_lab["nodes"]}
 
 
 def test_private_keys_never_reach_the_master(federation_lab):

@@ -11,7 +11,7 @@ import shutil
 import pytest
 import yaml
 
-from sites import KRK
+import topology
 from support.pve import emulated_pve_minion, pvesh, pvesh_writes, sdn_objects
 
 
@@ -35,7 +35,7 @@ def test_two_sites_converge_and_stay_converged(synced_example_minions, salt_cli,
             "subnets": [f"evpn-{subnet}-24"],
         }
         assert not any("state" in i for items in objects.values() for i in items.values()), f"{site}: not applied"
-        assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.2.0.1"
+        assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.1.0.2,10.2.0.1"
         zone = objects["zones"]["evpn"]
         assert (zone["exitnodes"], zone["exitnodes-local-routing"], zone["mtu"], zone["vrf-vxlan"]) == (
             f"pve-{site}1",
@@ -62,7 +62,10 @@ def krk_minion(salt_master, clusters_root):
 def krk_site(salt_master, salt_cli, members, clusters_root, minion):
     """A third site, krk: one pillar file on the master and a minion for its node."""
     (clusters_root / "krk" / "pvesim-version").write_text((clusters_root / "roz" / "pvesim-version").read_text())
-    with salt_master.pillar_tree.base.temp_file("evpn/sites/krk.sls", yaml.safe_dump(KRK)), minion.started():
+    with (
+        salt_master.pillar_tree.base.temp_file("evpn/sites/krk.sls", yaml.safe_dump(topology.site_pillar("krk"))),
+        minion.started(),
+    ):
         assert salt_cli.run("saltutil.sync_all", minion_tgt="pve-krk1").returncode == 0
         for minion_id in [*members, "pve-krk1"]:
             salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=minion_id)
@@ -83,13 +86,13 @@ def test_a_third_site_updates_the_existing_clusters(
         _apply(salt_cli, members)
         for site in ("roz", "wro", "krk"):
             objects = sdn_objects(clusters_root / site)
-            assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.2.0.1,10.3.0.1", site
+            assert objects["controllers"]["evpnctl"]["peers"] == "10.1.0.1,10.1.0.2,10.2.0.1,10.3.0.1", site
             assert not any("state" in i for items in objects.values() for i in items.values()), f"{site}: not applied"
         krk = sdn_objects(clusters_root / "krk")
         assert sorted(krk["vnets"]) == ["krk1"] and sorted(krk["subnets"]) == ["evpn-10.3.1.0-24"]
         for site in ("roz", "wro", "krk"):
             entries = pvesh("get", "/cluster/firewall/ipset/evpn-wireguard", root=clusters_root / site)
-            assert sorted(e["cidr"] for e in entries) == ["10.1.0.1", "10.2.0.1", "10.3.0.1"], site
+            assert sorted(e["cidr"] for e in entries) == ["10.1.0.1", "10.1.0.2", "10.2.0.1", "10.3.0.1"], site
             entries = pvesh("get", "/cluster/firewall/ipset/evpn-sdn", root=clusters_root / site)
             assert sorted(e["cidr"] for e in entries) == ["10.1.1.0/24", "10.2.1.0/24", "10.3.1.0/24"], site
         # The existing clusters got one controller update and one apply each, nothing else but

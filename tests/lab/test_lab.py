@@ -8,35 +8,19 @@ sets up what it asserts on, so they hold in any order; tear-down is checked when
 
 import ipaddress
 import json
-import os
-import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from federation_lab import Federation
-from netns import Lab, alive
 from support.federation import REPO
+from support.labrun import LabRun
 from support.pve import pvesh, pvesh_writes
 
 pytestmark = pytest.mark.usefixtures("lab_host")
-STATE = pathlib.Path(f"/tmp/evpn-lt{os.getpid() % 100000}")
-PREFIX = f"lt{os.getpid() % 100000}-"
-ENVIRON = {**os.environ, "EVPN_LAB_STATE": str(STATE), "EVPN_LAB_PREFIX": PREFIX}
-
-
-def evpnlab(*args, timeout=600):
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "lab" / "evpnlab.py"), *args],
-        env=ENVIRON,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    print(proc.stdout)
-    return proc
+evpnlab = LabRun("lt")
+STATE, PREFIX = evpnlab.state, evpnlab.prefix
 
 
 def in_namespace(namespace, *argv):
@@ -80,21 +64,12 @@ def bgp_peers(node):
 @pytest.fixture(scope="module")
 def lab():
     """`make lab` from nothing; when the module ends, `make lab-down` must leave nothing."""
-    recorded = None
     try:
         up = evpnlab("up")
         assert up.returncode == 0, up.stdout + up.stderr
-        recorded = Lab.load(STATE / "lab")
         yield Federation.load(STATE)
     finally:
-        down = evpnlab("down")
-        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-        assert down.returncode == 0, down.stderr
-        assert PREFIX not in namespaces
-        assert str(STATE) not in pathlib.Path("/proc/mounts").read_text()
-        assert not STATE.exists()
-        if recorded:
-            assert [label for pid, start, label in recorded.processes if alive(pid, start)] == []
+        evpnlab.down_leaves_nothing()
 
 
 def test_every_guest_reaches_every_other_across_nodes_and_sites(lab):

@@ -1,0 +1,44 @@
+"""lab/evpnlab.py as the Makefile runs it, in a state folder and namespace prefix of its own, and
+the check that tear-down leaves nothing of it behind."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+from netns import Lab, alive
+from support.federation import REPO
+
+
+class LabRun:
+    def __init__(self, name):
+        self.state = pathlib.Path(f"/tmp/evpn-{name}{os.getpid() % 100000}")
+        self.prefix = f"{name}{os.getpid() % 100000}-"
+        self.environ = {**os.environ, "EVPN_LAB_STATE": str(self.state), "EVPN_LAB_PREFIX": self.prefix}
+        self.recorded = None
+
+    def __call__(self, *args, timeout=600):
+        """``python lab/evpnlab.py *args``; its output is printed (pytest shows it on failure)."""
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "lab" / "evpnlab.py"), *args],
+            env=self.environ,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        print(proc.stdout, proc.stderr)
+        if (self.state / "lab" / "lab.json").exists():
+            self.recorded = Lab.load(self.state / "lab")
+        return proc
+
+    def down_leaves_nothing(self):
+        """``down``, then: no namespace of ours, no mount, no process we recorded, no state."""
+        down = self("down")
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+        assert down.returncode == 0, down.stderr
+        assert self.prefix not in namespaces
+        assert str(self.state) not in pathlib.Path("/proc/mounts").read_text()
+        assert not self.state.exists()
+        if self.recorded:
+            assert [label for pid, start, label in self.recorded.processes if alive(pid, start)] == []
