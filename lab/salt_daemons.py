@@ -18,6 +18,7 @@ import yaml
 from checkout_config import checkout_config
 
 SALT_BIN = pathlib.Path(sys.executable).parent
+NO_MINIONS = "No minions matched the target. No command was sent, no jid was assigned.\n"
 
 
 class SaltMaster:
@@ -52,7 +53,8 @@ class SaltMaster:
         )
 
     def salt(self, *args, timeout=60):
-        """``salt`` on this master; its JSON output, keyed by minion id."""
+        """``salt`` on this master; its JSON output, keyed by minion id ({} when no minion
+        matched: before keys are accepted, salt says so in a line before the JSON)."""
         proc = self.node.run(
             str(SALT_BIN / "salt"),
             "-c",
@@ -63,7 +65,7 @@ class SaltMaster:
             *args,
             check=False,
         )
-        return json.loads(proc.stdout or "{}")
+        return json.loads(proc.stdout.removeprefix(NO_MINIONS) or "{}")
 
     def run(self, *args, timeout=300, out="json", progress=None):
         """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``.
