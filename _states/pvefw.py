@@ -102,58 +102,6 @@ def ipset_present(name, cidrs, comment=None):
     return _finish(ret, changes, f"IP set {name}", test)
 
 
-def _longest_ordered(sequence):
-    """Indices of a longest increasing subsequence of ``sequence`` (the rules left in place)."""
-    tails, previous = [], [None] * len(sequence)
-    for index, value in enumerate(sequence):
-        low, high = 0, len(tails)
-        while low < high:
-            middle = (low + high) // 2
-            if sequence[tails[middle]] < value:
-                low = middle + 1
-            else:
-                high = middle
-        previous[index] = tails[low - 1] if low else None
-        tails[low : low + 1] = [index]
-    kept, index = set(), tails[-1] if tails else None
-    while index is not None:
-        kept.add(index)
-        index = previous[index]
-    return kept
-
-
-def _plan(current, wanted, fixed=None):
-    """
-    The writes that turn the list of keys ``current`` into ``wanted`` (no key twice): delete
-    the keys not wanted (from the end, so the positions before them hold), insert the missing
-    keys (PVE puts a new rule at position 0: the last first), leave in place the ``fixed`` keys
-    or else a longest run already in order, and move each other key right after its
-    predecessor.
-    Returns [("delete", pos, None) | ("insert", key, None) | ("move", pos, moveto)].
-    """
-    plan, simulated = [], list(current)
-    for pos in reversed(range(len(simulated))):
-        if simulated[pos] not in wanted or simulated.index(simulated[pos]) != pos:
-            plan.append(("delete", pos, None))
-            del simulated[pos]
-    for key in reversed(wanted):  # the missing ones, at the top in their order
-        if key not in simulated:
-            plan.append(("insert", key, None))
-            simulated.insert(0, key)
-    if fixed is None:
-        order = {key: index for index, key in enumerate(wanted)}
-        fixed = {simulated[i] for i in _longest_ordered([order[key] for key in simulated])}
-    for index, key in enumerate(wanted):
-        if key in fixed:
-            continue
-        pos = simulated.index(key)
-        target = simulated.index(wanted[index - 1]) + 1 if index else 0
-        if pos != target:
-            plan.append(("move", pos, target))
-            simulated.insert(target - 1 if pos < target else target, simulated.pop(pos))
-    return plan
-
-
 def _run_plan(scope, plan, rule_of, digest):
     """Carry out a plan; PVE checks ``digest`` on the first write, the later ones follow from it."""
     salt = __salt__
@@ -184,7 +132,7 @@ def group_present(name, rules, comment=None):
         exists = name in salt["pvefw.named"]("groups")
         current = salt["pvefw.rules"](scope) if exists else {"digest": None, "rules": []}
         keys = [_key(rule) for rule in wanted]
-        plan = _plan([_key(_normal(rule)) for rule in current["rules"]], keys)
+        plan = __utils__["rule_order.plan"]([_key(_normal(rule)) for rule in current["rules"]], keys)
         changes = {}
         if not exists:
             changes["created"] = True
@@ -232,7 +180,7 @@ def rules_present(name, rules, absent=(), node=None):
                 if have != wanted[key[1]]:
                     updates[pos] = (have, wanted[key[1]])
         order = [("ours", n) for n in wanted] + [key for key in keys if key[0] == "user"]
-        plan = _plan(keys, order, fixed={key for key in keys if key[0] == "user"})
+        plan = __utils__["rule_order.plan"](keys, order, fixed={key for key in keys if key[0] == "user"})
         changes = {}
         if updates:
             changes["updated"] = [{"old": _line(old), "new": _line(new)} for old, new in updates.values()]
