@@ -243,7 +243,8 @@ class Firewall:
         if given and given != actual:
             raise PveError(MODIFIED)
 
-    def _check_rule(self, rule, scope, config):
+    def _check_rule(self, rule, scope):
+        cluster = self.load()  # groups, IP sets and aliases are the cluster's, also for host rules
         errors = {}
         if rule["type"] not in DIRECTIONS[scope]:
             errors["type"] = f"invalid rule type '{rule['type']}' for rule_env '{scope}'"
@@ -252,7 +253,7 @@ class Firewall:
         if rule["type"] == "forward" and rule["action"] == "REJECT":
             errors["action"] = "cannot define REJECT rules on forward chain"
         if rule["type"] == "group":
-            if rule["action"].lower() not in config["groups"]:
+            if rule["action"].lower() not in cluster["groups"]:
                 errors["action"] = f"security group '{rule['action']}' does not exist"
         elif rule["action"] not in ("ACCEPT", "DROP", "REJECT"):
             errors["action"] = f"unknown action '{rule['action']}'"
@@ -272,9 +273,9 @@ class Firewall:
             value = rule.get(key) or ""
             if value.startswith("+"):
                 name = value[1:].split("/")[-1].lower()
-                if name not in config["ipsets"]:
+                if name not in cluster["ipsets"]:
                     errors[key] = f"no such ipset '{name}'"
-            elif value and re.match(r"^[a-z]", value, re.I) and value.split("/")[-1].lower() not in config["aliases"]:
+            elif value and re.match(r"^[a-z]", value, re.I) and value.split("/")[-1].lower() not in cluster["aliases"]:
                 errors[key] = f"no such alias '{value}'"
         if errors:
             raise PveError.parameters(errors)
@@ -285,7 +286,7 @@ class Firewall:
         self._check_digest(params.get("digest"), list_digest(self._as_read(rules)))
         rule = {k: params[k] for k in RULE_FIELDS if params.get(k) not in (None, "")}
         rule["enable"] = int(params.get("enable") or 0)
-        self._check_rule(rule, scope, config)
+        self._check_rule(rule, scope)
         rules.insert(0, rule)
         self.save(config, node)
 
@@ -313,7 +314,7 @@ class Firewall:
                         rule.pop(key, None)
                     else:
                         rule[key] = params[key]
-            self._check_rule(rule, scope, config)
+            self._check_rule(rule, scope)
             rules[pos] = rule
         self.save(config, node)
 

@@ -244,7 +244,7 @@ class Sdn:
                 pending = {k: self._pending_value(sections[ident], k) for k in sections[ident] if k not in top}
                 item = dict(top, state="new", pending=pending)
             elif current is None:
-                item = dict(old, state="deleted", pending={})
+                item = dict(self._running_item(old), state="deleted", pending={})
             else:
                 pending = {}
                 for key in set(current) | set(old):
