@@ -47,6 +47,8 @@ def test_one_orchestration_converges_the_federation(federation_lab):
         "evpn-verify",
     ]
     assert all(s["result"] is True for s in steps.values()), {i: s["comment"] for i, s in steps.items()}
+    for minion_id, synced in steps["evpn-sync"]["changes"]["ret"].items():
+        assert "utils.rule_order" in synced["utils"], f"{minion_id}: _utils not synced"
     nodes = federation_lab["nodes"]
     for minion_id, node in nodes.items():
         (peer,) = [p for p in NODES if p != minion_id]
