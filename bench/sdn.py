@@ -6,8 +6,9 @@ PVE 9.1 unless --version says otherwise. Three ways of reading, each through a f
 a no-op converge and a converge that changes one vnet's tag:
 
 - files: what pvesdn and pvefw do, reading the cluster's files (pve_config_dir);
-- collections: one pvesh read per collection and list, what they did before; they still do it
-  when the files cannot be read, forced here by pointing pve_config_dir at an empty folder;
+- collections: one pvesh read per collection and list, as the modules did before and still do
+  when the files cannot be read (forced here by pointing pve_config_dir at an empty folder);
+  they read a collection again after each write to it;
 - objects: one pvesh read per object (each SDN object, each IP set, group, rule list and the
   options), as the original playbook read them, run here against the cluster before each
   converge of the files way; its writes and applies are that converge's.
