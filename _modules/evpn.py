@@ -22,13 +22,18 @@ CLI Example:
     salt-call evpn.sdn roz
 """
 
+import copy
 import difflib
 import ipaddress
+import logging
 import re
 
 from salt.exceptions import SaltInvocationError
 
+log = logging.getLogger(__name__)
+
 __virtualname__ = "evpn"
+CONTEXT = "evpn"  # the validation of the last pillar seen: (its repr, (config, report))
 
 # PVE identifier rules (pve-network SDN id formats, pve-common pve-node).
 PVE_ZONE_OR_VNET_ID = re.compile(r"^[a-z][a-z0-9]*[a-z0-9]$", re.IGNORECASE)
@@ -639,10 +644,21 @@ def _all_vnets(config):
 
 
 def _check(federation):
+    """The pillar completed and checked: (config, report), computed once per pillar. The result
+    is kept in ``__context__`` with the pillar it came from (its repr: a changed pillar is
+    validated again), for the run, and in a minion's own process for as long as its modules
+    stay loaded (the endpoint beacon's every tick). Callers must not change what it returns."""
+    key = repr(federation)
+    kept = __context__.get(CONTEXT)
+    if kept is not None and kept[0] == key:
+        log.debug("evpn: the pillar's validation reused")
+        return kept[1]
+    log.debug("evpn: validating the pillar")
     report = _Report()
     config = _apply_schema(federation, SCHEMA, ("evpn",), report)
     _derive_defaults(config, report)
     _check_federation(config, report)
+    __context__[CONTEXT] = (key, (config, report))
     return config, report
 
 
@@ -686,7 +702,7 @@ def validate(federation=None):
     if _pillar(federation) is None:
         return {"errors": ["evpn: is required (this minion has no evpn pillar)"], "warnings": []}
     _, report = _check(_pillar(federation))
-    return {"errors": report.errors, "warnings": report.warnings}
+    return {"errors": list(report.errors), "warnings": list(report.warnings)}
 
 
 def config(federation=None):
@@ -702,7 +718,7 @@ def config(federation=None):
 
         salt-call evpn.config
     """
-    return _valid_config(federation)
+    return copy.deepcopy(_valid_config(federation))
 
 
 def members(federation=None):

@@ -1,11 +1,18 @@
 """
-A thin client for the Proxmox VE SDN API through ``pvesh`` on the node (root, JSON output).
+The Proxmox VE SDN objects of this node's cluster: read from the files PVE keeps them in,
+written through ``pvesh``.
 
-``pvesh`` costs about a second per call, so each collection is read once per run (with
-``--pending 1``: one read gives both the configured objects and whether anything waits to be
-applied) and cached in ``__context__``; this module's own writes update the cache, an apply or a
-failed write drops it. Writes send only what they are given. On PVE 9 the first write of a run
-takes the cluster's SDN lock; every later write, the apply and the rollback pass its token. pvesh's errors become
+Reads come from ``sdn/{controllers,zones,vnets,subnets}.cfg`` (the pending configuration) and
+``sdn/.running-config`` (the running one) in the cluster's configuration folder (``/etc/pve``;
+see ``pvesh.config_dir``), parsed once per run the way PVE parses them, with the pending view
+``pvesh get ... --pending 1`` would give and the digest of each file. A file that cannot be read
+or parsed is read through ``pvesh`` instead (:func:`fallback_reason` says why), never guessed.
+A converged cluster thus costs no pvesh call.
+
+Writes, the lock, the apply and the rollback are ``pvesh`` calls; after a write the files are
+read again. An update passes the digest of the file as this run read it, so a change made
+meanwhile by someone else is refused. On PVE 9 the first write of a run takes the cluster's SDN
+lock; every later write, the apply and the rollback pass its token. pvesh's errors become
 ``CommandExecutionError`` with pvesh's own message.
 
 CLI Example:
@@ -16,11 +23,13 @@ CLI Example:
     salt-call pvesdn.pending
 """
 
-import ipaddress
 import json
+import logging
 import pathlib
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "pvesdn"
 
@@ -33,6 +42,8 @@ COLLECTIONS = {
 ID_KEYS = {"controllers": "controller", "zones": "zone", "vnets": "vnet", "subnets": "subnet"}
 # Keys PVE adds to what it returns; not parameters of the object.
 READ_ONLY = {"digest", "state", "pending", "id", "cidr", "network", "mask", "zone-type"}
+RUNNING_CONFIG = "sdn/.running-config"
+NO_LOCK = "No 'create' handler defined for '/cluster/sdn/lock'"  # pvesh on PVE 8: no SDN lock
 CONTEXT = "pvesdn"
 
 
@@ -43,19 +54,83 @@ def __virtual__():
 
 
 def _context():
-    return __context__.setdefault(CONTEXT, {"reads": {}})
+    return __context__.setdefault(CONTEXT, {"pvesh_reads": {}})
 
 
 def _pvesh(command, path, params=None, output=True):
     return __salt__["pvesh.call"](command, path, params, output)
 
 
-def _path(collection, vnet=None):
+def _known(collection):
     if collection not in COLLECTIONS:
         raise SaltInvocationError(f"collection: {collection!r} is not one of {', '.join(COLLECTIONS)}")
+    return collection
+
+
+def _path(collection, vnet=None):
+    _known(collection)
     if collection == "subnets" and not vnet:
         raise SaltInvocationError("vnet: subnets are read per vnet")
     return COLLECTIONS[collection].format(vnet=vnet)
+
+
+def _read_files():
+    """Every SDN file as PVE reads it: {collection: {"items": its --pending 1 view, "digest"}}, or
+    for a collection whose file (or the running configuration) cannot be read, why not."""
+    read_config, sdn = __salt__["pvesh.read_config"], __utils__
+    try:
+        running = sdn["pve_sdn_config.parse_running"](read_config(RUNNING_CONFIG))
+    except CommandExecutionError as err:
+        return dict.fromkeys(COLLECTIONS, str(err))
+    files = {}
+    for collection in COLLECTIONS:
+        name = f"sdn/{collection}.cfg"
+        try:
+            text = read_config(name)
+            objects = sdn["pve_sdn_config.parse"](collection, text, name)
+            digest = sdn["pve_sdn_config.digest"](text)
+            items = sdn["pve_sdn_config.listing"](collection, objects, digest, running, "pending")
+        except (CommandExecutionError, ValueError) as err:
+            files[collection] = str(err)
+            continue
+        files[collection] = {"items": items, "digest": digest}
+    return files
+
+
+def _files():
+    context = _context()
+    if "files" not in context:
+        context["files"] = _read_files()
+    return context["files"]
+
+
+def fallback_reason(collection):
+    """
+    Why this run reads ``collection`` through pvesh rather than from its file; None when it
+    reads the file.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.fallback_reason zones
+    """
+    problem = _files()[_known(collection)]
+    return problem if isinstance(problem, str) else None
+
+
+def _pending_items(collection, vnet=None):
+    """PVE's ``--pending 1`` view of a collection (subnets: of one vnet, or of all when read
+    from the file)."""
+    from_files = _files()[collection]
+    if isinstance(from_files, dict):
+        return [item for item in from_files["items"] if vnet is None or item.get("vnet") == vnet]
+    path = _path(collection, vnet)
+    reads = _context()["pvesh_reads"]
+    if path not in reads:
+        log.info("pvesdn: reading %s through pvesh: %s", path, from_files)
+        reads[path] = json.loads(_pvesh("get", path, {"pending": 1}) or "[]")
+    return reads[path]
 
 
 def _configured(item):
@@ -73,9 +148,9 @@ def _configured(item):
 
 def read(collection, vnet=None):
     """
-    The objects of a collection as configured, pending changes included, keyed by id, read once
-    per run: ``{id: {"config": {param: value}, "pending": bool}}``. Deleted-but-not-applied
-    objects have ``config`` None.
+    The objects of a collection as configured, pending changes included, keyed by id:
+    ``{id: {"config": {param: value}, "pending": bool}}``. Deleted-but-not-applied objects have
+    ``config`` None.
 
     collection
         ``controllers``, ``zones``, ``vnets`` or ``subnets``.
@@ -90,13 +165,12 @@ def read(collection, vnet=None):
         salt-call pvesdn.read zones
         salt-call pvesdn.read subnets vnet=roz1
     """
-    path = _path(collection, vnet)
-    reads = _context()["reads"]
-    if path not in reads:
-        items = json.loads(_pvesh("get", path, {"pending": 1}) or "[]")
-        key = ID_KEYS[collection]
-        reads[path] = {item[key]: {"config": _configured(item), "pending": "state" in item} for item in items}
-    return reads[path]
+    _path(collection, vnet)
+    key = ID_KEYS[collection]
+    return {
+        item[key]: {"config": _configured(item), "pending": "state" in item}
+        for item in _pending_items(collection, vnet)
+    }
 
 
 def pending():
@@ -109,31 +183,12 @@ def pending():
 
         salt-call pvesdn.pending
     """
-    collections = [read(c) for c in ("controllers", "zones", "vnets")]
-    collections += [read("subnets", vnet=v) for v, o in read("vnets").items() if o["config"]]
-    return any(entry["pending"] for objects in collections for entry in objects.values())
-
-
-def supports_lock():
-    """
-    Whether this PVE has the global SDN lock (PVE 9 and later).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call pvesdn.supports_lock
-    """
-    context = _context()
-    if "supports_lock" not in context:
-        result = __salt__["cmd.run_all"](
-            ["pvesh", "usage", "/cluster/sdn/lock"],
-            python_shell=False,
-            ignore_retcode=True,
-            output_loglevel="quiet",
-        )
-        context["supports_lock"] = result["retcode"] == 0
-    return context["supports_lock"]
+    views = [_pending_items(c) for c in ("controllers", "zones", "vnets")]
+    if isinstance(_files()["subnets"], dict):
+        views.append(_pending_items("subnets"))
+    else:  # through pvesh, per vnet
+        views += [_pending_items("subnets", vnet) for vnet, entry in read("vnets").items() if entry["config"]]
+    return any("state" in item for items in views for item in items)
 
 
 def _token_file():
@@ -158,12 +213,18 @@ def lock_token():
         salt-call pvesdn.lock_token
     """
     context = _context()
-    if context.get("lock_token") is None and supports_lock():
+    if context.get("lock_token") is None and context.get("has_lock", True):
         path = _token_file()
         if path.exists():
             context["lock_token"] = path.read_text().strip()
         else:
-            context["lock_token"] = json.loads(_pvesh("create", "/cluster/sdn/lock", {"allow-pending": 1}))
+            try:
+                context["lock_token"] = json.loads(_pvesh("create", "/cluster/sdn/lock", {"allow-pending": 1}))
+            except CommandExecutionError as err:
+                if NO_LOCK not in str(err):
+                    raise
+                context["has_lock"] = False  # PVE 8: asking costs the same call as taking it on 9
+                return None
             path.write_text(context["lock_token"])
     return context.get("lock_token")
 
@@ -173,35 +234,35 @@ def _held_token():
     return lock_token() if _context().get("lock_token") or _token_file().exists() else None
 
 
-def _write(command, path, params, retry=True):
+def _forget_reads(*paths):
+    """After a write: the files are read again; of the pvesh reads, those of ``paths`` (all of
+    them when no path is given: what PVE holds then is unknown)."""
+    context = _context()
+    context.pop("files", None)
+    reads = context["pvesh_reads"]
+    for path in paths or list(reads):
+        reads.pop(path, None)
+
+
+def _write(command, path, params, collection_path, retry=True):
     token = lock_token()
     try:
         _pvesh(command, path, {**params, "lock-token": token} if token else params, output=False)
     except CommandExecutionError as err:
-        _context()["reads"].clear()  # what PVE holds now is unknown
+        _forget_reads()
         if token and retry and "invalid lock token" in str(err):
             _forget_token()  # a kept token whose lock someone released: take a new lock, once
-            return _write(command, path, params, retry=False)
+            return _write(command, path, params, collection_path, retry=False)
         raise
+    _forget_reads(collection_path)
     return None
 
 
-def _remember(collection, ident, config, vnet=None):
-    """Keep a collection read this run in step with a write of ours: ``config`` None for a
-    deleted object. A vnet created now has no subnets, so they need no read."""
-    reads = _context()["reads"]
-    objects = reads.get(_path(collection, vnet))
-    if collection == "vnets" and config is not None and ident not in (objects or {}):
-        reads[_path("subnets", ident)] = {}
-    if objects is not None:
-        objects[ident] = {"config": config, "pending": True}
-
-
-def _subnet_id(cidr, vnet):
-    """PVE's id of a subnet: <zone>-<network>-<prefixlen>."""
-    network = ipaddress.ip_network(cidr, strict=False)
-    zone = read("vnets")[vnet]["config"]["zone"]
-    return f"{zone}-{network.network_address}-{network.prefixlen}"
+def _digest_as_read(collection):
+    """The digest of the collection's file as this run last read it (None when read through
+    pvesh, whose pending view has none, or not read since the last write)."""
+    from_files = _context().get("files", {}).get(collection)
+    return from_files["digest"] if isinstance(from_files, dict) else None
 
 
 def create(collection, ident, params, vnet=None):
@@ -215,14 +276,14 @@ def create(collection, ident, params, vnet=None):
 
         salt-call pvesdn.create vnets roz1 '{"zone": "evpn", "tag": 11001}'
     """
-    _write("create", _path(collection, vnet), {ID_KEYS[collection]: ident, **params})
-    cached_id = _subnet_id(ident, vnet) if collection == "subnets" else ident
-    _remember(collection, cached_id, dict(params, **({"vnet": vnet} if vnet else {})), vnet)
+    path = _path(collection, vnet)
+    _write("create", path, {ID_KEYS[collection]: ident, **params}, path)
 
 
 def update(collection, ident, params, delete=None, vnet=None):
     """
-    Change the given parameters of an SDN object and remove those in ``delete``.
+    Change the given parameters of an SDN object and remove those in ``delete``; refused by
+    PVE when the collection's file changed since this run read it.
 
     CLI Example:
 
@@ -230,11 +291,10 @@ def update(collection, ident, params, delete=None, vnet=None):
 
         salt-call pvesdn.update zones evpn '{"mtu": 1370}' delete='["exitnodes-primary"]'
     """
-    _write("set", f"{_path(collection, vnet)}/{ident}", {**params, "delete": ",".join(delete)} if delete else params)
-    objects = _context()["reads"].get(_path(collection, vnet), {})
-    if (objects.get(ident) or {}).get("config") is not None:
-        config = {k: v for k, v in objects[ident]["config"].items() if k not in (delete or ())}
-        _remember(collection, ident, {**config, **params}, vnet)
+    path = _path(collection, vnet)
+    digest = _digest_as_read(collection)
+    params = {**params, **({"delete": ",".join(delete)} if delete else {}), **({"digest": digest} if digest else {})}
+    _write("set", f"{path}/{ident}", params, path)
 
 
 def delete(collection, ident, vnet=None):
@@ -247,8 +307,8 @@ def delete(collection, ident, vnet=None):
 
         salt-call pvesdn.delete vnets roz1
     """
-    _write("delete", f"{_path(collection, vnet)}/{ident}", {})
-    _remember(collection, ident, None, vnet)
+    path = _path(collection, vnet)
+    _write("delete", f"{path}/{ident}", {}, path)
 
 
 def apply():
@@ -265,7 +325,7 @@ def apply():
     token = _held_token()
     output = _pvesh("set", "/cluster/sdn", {"lock-token": token} if token else {})
     _forget_token()  # released by the apply; kept until here for a rollback on failure
-    _context()["reads"].clear()
+    _forget_reads()
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -282,7 +342,7 @@ def rollback():
         salt-call pvesdn.rollback
     """
     token = _held_token()
-    _context()["reads"].clear()
+    _forget_reads()
     if token is None:
         return False
     _pvesh("create", "/cluster/sdn/rollback", {"lock-token": token}, output=False)

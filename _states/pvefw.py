@@ -2,12 +2,20 @@
 The Proxmox VE firewall objects a federation needs, converged through the ``pvefw`` module.
 
 Each state reads what it needs once, computes every change, and in test mode reports them
-without writing. ``ipset_present`` and ``group_present`` own their object entirely (exact
-entries, exact ordered rules, few moves). In the cluster's or a node's rule list, which the
-user shares with us, ``rules_present`` finds each of our rules by its name, which starts its
-comment (``evpn-wireguard: ...``), never by position alone, and keeps our rules at the top in
-order; the user's rules are never changed, moved or deleted. One state holds all of our rules
-of a list, so that test mode predicts a whole run from one read.
+without writing; otherwise it writes them in order, and if a write fails it reports what it
+changed before the failure. Any Salt error becomes ``result: False`` with its message. Reads
+come from the cluster's files; where one cannot be read, the state's comment says so.
+
+``ipset_present`` and ``group_present`` own their object entirely (exact entries, exact ordered
+rules, few moves). In the cluster's or a node's rule list, which the user shares with us,
+``rules_present`` finds each of our rules by its name, which starts its comment
+(``evpn-wireguard: ...``), never by position alone, and keeps our rules at the top in order;
+the user's rules are never changed, moved or deleted. One state holds all of our rules of a
+list, so that test mode predicts a whole run from one read.
+
+Rules of direction ``forward`` exist from PVE 8.3 (and take effect with the nftables
+``proxmox-firewall`` only): where the cluster's PVE is older, they are left out, and the comment
+says so. The version is asked of pvesh only when such a rule would be written.
 
 .. code-block:: yaml
 
@@ -21,11 +29,14 @@ of a list, so that test mode predicts a whole run from one read.
         - absent: [evpn-management]
 """
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+import functools
+
+from salt.exceptions import SaltException
 
 __virtualname__ = "pvefw"
 # The fields of a rule in the order pve-firewall writes them, for readable change reports.
 RULE_FIELDS = ("type", "action", "macro", "iface", "source", "dest", "proto", "dport", "sport", "icmp-type", "log")
+NO_FORWARD = "forward rules left out: this PVE has none (they exist from 8.3)"
 
 
 def __virtual__():
@@ -56,12 +67,38 @@ def _line(rule):
     return " ".join(words) + (f" # {rule['comment']}" if rule.get("comment") else "")
 
 
-def _finish(ret, changes, what, test):
+def _notes(node=None):
+    """Where this run reads the firewall through pvesh, why (for the comment)."""
+    reason = __salt__["pvefw.fallback_reason"](node)
+    return [f"(read through pvesh: {reason})"] if reason else []
+
+
+def _is_forward(rule):
+    return rule.get("type") == "forward"
+
+
+def _carry_out(ret, what, changes, writes, notes):
+    """Report ``changes`` of ``what``: in test mode as predicted; otherwise run ``writes``
+    (``[(change made, write)]``) in order, reporting on failure what was changed before it."""
+    comment = [*notes]
+    if __opts__["test"] and changes:
+        ret.update(result=None, changes=changes)
+        ret["comment"] = "\n".join([f"{what} would be updated", *comment])
+        return ret
+    made = {}
+    for made_now, write in [] if __opts__["test"] else writes:
+        try:
+            write()
+        except SaltException as err:
+            ret.update(result=False, changes=made)
+            ret["comment"] = "\n".join(
+                [f"{what}: {err}", *(["(changed before the failure: see changes)"] if made else []), *comment]
+            )
+            return ret
+        for key, value in made_now.items():
+            made[key] = made.get(key, []) + value if isinstance(value, list) else value
     ret["changes"] = changes
-    if test and changes:
-        ret.update(result=None, comment=f"{what} would be updated")
-    else:
-        ret["comment"] = f"{what} {'was updated' if changes else 'is in the desired state'}"
+    ret["comment"] = "\n".join([f"{what} {'was updated' if changes else 'is in the desired state'}", *comment])
     return ret
 
 
@@ -77,104 +114,57 @@ def ipset_present(name, cidrs, comment=None):
     """
     ret = _ret(name)
     salt = __salt__
-    test = __opts__["test"]
     try:
         exists = name in salt["pvefw.named"]("ipsets")
         current = set(salt["pvefw.ipset"](name)) if exists else set()
-        changes = {
-            k: v
-            for k, v in (
-                ("created", not exists),
-                ("added", sorted(set(cidrs) - current)),
-                ("removed", sorted(current - set(cidrs))),
-            )
-            if v
-        }
-        if not test:
-            if not exists:
-                salt["pvefw.create"]("ipsets", name, comment)
-            for cidr in changes.get("added", []):
-                salt["pvefw.add_ipset_entry"](name, cidr)
-            for cidr in changes.get("removed", []):
-                salt["pvefw.remove_ipset_entry"](name, cidr)
-    except (CommandExecutionError, SaltInvocationError) as err:
+        notes = _notes()
+    except SaltException as err:
         return _failed(ret, err)
-    return _finish(ret, changes, f"IP set {name}", test)
+    added, removed = sorted(set(cidrs) - current), sorted(current - set(cidrs))
+    changes = {k: v for k, v in (("created", not exists), ("added", added), ("removed", removed)) if v}
+    writes = (
+        [({"created": True}, functools.partial(salt["pvefw.create"], "ipsets", name, comment))] if not exists else []
+    )
+    writes += [({"added": [c]}, functools.partial(salt["pvefw.add_ipset_entry"], name, c)) for c in added]
+    writes += [({"removed": [c]}, functools.partial(salt["pvefw.remove_ipset_entry"], name, c)) for c in removed]
+    return _carry_out(ret, f"IP set {name}", changes, writes, notes)
 
 
-def _longest_ordered(sequence):
-    """Indices of a longest increasing subsequence of ``sequence`` (the rules left in place)."""
-    tails, previous = [], [None] * len(sequence)
-    for index, value in enumerate(sequence):
-        low, high = 0, len(tails)
-        while low < high:
-            middle = (low + high) // 2
-            if sequence[tails[middle]] < value:
-                low = middle + 1
-            else:
-                high = middle
-        previous[index] = tails[low - 1] if low else None
-        tails[low : low + 1] = [index]
-    kept, index = set(), tails[-1] if tails else None
-    while index is not None:
-        kept.add(index)
-        index = previous[index]
-    return kept
-
-
-def _plan(current, wanted, fixed=None):
-    """
-    The writes that turn the list of keys ``current`` into ``wanted`` (no key twice): delete
-    the keys not wanted (from the end, so the positions before them hold), insert the missing
-    keys (PVE puts a new rule at position 0: the last first), leave in place the ``fixed`` keys
-    or else a longest run already in order, and move each other key right after its
-    predecessor.
-    Returns [("delete", pos, None) | ("insert", key, None) | ("move", pos, moveto)].
-    """
-    plan, simulated = [], list(current)
-    for pos in reversed(range(len(simulated))):
-        if simulated[pos] not in wanted or simulated.index(simulated[pos]) != pos:
-            plan.append(("delete", pos, None))
-            del simulated[pos]
-    for key in reversed(wanted):  # the missing ones, at the top in their order
-        if key not in simulated:
-            plan.append(("insert", key, None))
-            simulated.insert(0, key)
-    if fixed is None:
-        order = {key: index for index, key in enumerate(wanted)}
-        fixed = {simulated[i] for i in _longest_ordered([order[key] for key in simulated])}
-    for index, key in enumerate(wanted):
-        if key in fixed:
-            continue
-        pos = simulated.index(key)
-        target = simulated.index(wanted[index - 1]) + 1 if index else 0
-        if pos != target:
-            plan.append(("move", pos, target))
-            simulated.insert(target - 1 if pos < target else target, simulated.pop(pos))
-    return plan
-
-
-def _run_plan(scope, plan, rule_of, digest):
-    """Carry out a plan; PVE checks ``digest`` on the first write, the later ones follow from it."""
+def _plan_writes(scope, plan, rule_of, digest):
+    """The writes of a plan; PVE checks ``digest`` on the first write, the later ones follow
+    from it. Each reports itself as ``{"done": [what it did]}``."""
     salt = __salt__
+    writes = []
     for operation, where, moveto in plan:
         if operation == "delete":
-            salt["pvefw.delete_rule"](scope, where, digest=digest)
+            done = f"deleted the rule at {where}"
+            write = functools.partial(salt["pvefw.delete_rule"], scope, where, digest=digest)
         elif operation == "insert":
-            salt["pvefw.insert_rule"](scope, rule_of[where])
+            done = f"inserted {_line(rule_of[where])}"
+            write = functools.partial(salt["pvefw.insert_rule"], scope, rule_of[where])
         else:
-            salt["pvefw.move_rule"](scope, where, moveto, digest=digest)
+            done = f"moved the rule at {where} to {moveto}"
+            write = functools.partial(salt["pvefw.move_rule"], scope, where, moveto, digest=digest)
+        writes.append(({"done": [done]}, write))
         digest = None
+    return writes
+
+
+def _forward_supported(rules, changing):
+    """Whether ``rules`` may keep their forward rules: asked of pvesh only when ``changing``."""
+    if not changing or not any(_is_forward(rule) for rule in rules):
+        return True
+    return __salt__["pvefw.has_forward_rules"]()
 
 
 def group_present(name, rules, comment=None):
     """
     The security group ``name`` holds exactly ``rules``, in this order (created with ``comment``
-    when missing), with as few moves as the rules already in order allow.
+    when missing), with as few moves as the rules already in order allow; its forward rules only
+    where this PVE has them.
     """
     ret = _ret(name)
     salt = __salt__
-    test = __opts__["test"]
     wanted = [_normal(rule) for rule in rules]
     if len({_key(rule) for rule in wanted}) != len(wanted):
         ret.update(result=False, comment="rules: the same rule is listed twice")
@@ -183,20 +173,23 @@ def group_present(name, rules, comment=None):
     try:
         exists = name in salt["pvefw.named"]("groups")
         current = salt["pvefw.rules"](scope) if exists else {"digest": None, "rules": []}
-        keys = [_key(rule) for rule in wanted]
-        plan = _plan([_key(_normal(rule)) for rule in current["rules"]], keys)
-        changes = {}
-        if not exists:
-            changes["created"] = True
-        if plan:
-            changes["rules"] = {"old": [_line(r) for r in current["rules"]], "new": [_line(r) for r in wanted]}
-        if not test:
-            if not exists:
-                salt["pvefw.create"]("groups", name, comment)
-            _run_plan(scope, plan, dict(zip(keys, wanted, strict=True)), current["digest"])
-    except (CommandExecutionError, SaltInvocationError) as err:
+        notes = _notes()
+        current_keys = [_key(_normal(rule)) for rule in current["rules"]]
+        plan = __utils__["rule_order.plan"](current_keys, [_key(rule) for rule in wanted])
+        if not _forward_supported(wanted, plan or not exists):
+            wanted = [rule for rule in wanted if not _is_forward(rule)]
+            plan = __utils__["rule_order.plan"](current_keys, [_key(rule) for rule in wanted])
+            notes.insert(0, f"({NO_FORWARD})")
+    except SaltException as err:
         return _failed(ret, err)
-    return _finish(ret, changes, f"Security group {name}", test)
+    changes = {"created": True} if not exists else {}
+    if plan:
+        changes["rules"] = {"old": [_line(r) for r in current["rules"]], "new": [_line(r) for r in wanted]}
+    writes = (
+        [({"created": True}, functools.partial(salt["pvefw.create"], "groups", name, comment))] if not exists else []
+    )
+    writes += _plan_writes(scope, plan, {_key(rule): rule for rule in wanted}, current["digest"])
+    return _carry_out(ret, f"Security group {name}", changes, writes, notes)
 
 
 def _is_named(rule, name):
@@ -214,7 +207,6 @@ def rules_present(name, rules, absent=(), node=None):
     """
     ret = _ret(name)
     salt = __salt__
-    test = __opts__["test"]
     wanted = {item["name"]: _normal(item["rule"]) for item in rules}
     misnamed = [n for n, rule in wanted.items() if not _is_named(rule, n)]
     if misnamed:
@@ -223,41 +215,48 @@ def rules_present(name, rules, absent=(), node=None):
     scope = f"node:{node}" if node else "cluster"
     try:
         current = salt["pvefw.rules"](scope)
-        owners = [next((n for n in (*wanted, *absent) if _is_named(item, n)), None) for item in current["rules"]]
-        keys = [("ours", owner) if owner else ("user", pos) for pos, owner in enumerate(owners)]
-        updates = {}
-        for pos, key in enumerate(keys):
-            if key[0] == "ours" and key[1] in wanted and keys.index(key) == pos:
-                have = _normal(current["rules"][pos])
-                if have != wanted[key[1]]:
-                    updates[pos] = (have, wanted[key[1]])
-        order = [("ours", n) for n in wanted] + [key for key in keys if key[0] == "user"]
-        plan = _plan(keys, order, fixed={key for key in keys if key[0] == "user"})
-        changes = {}
-        if updates:
-            changes["updated"] = [{"old": _line(old), "new": _line(new)} for old, new in updates.values()]
-        if plan:
-            changes["rules"] = {
-                "old": [_line(rule) for rule in current["rules"]],
-                "new": [
-                    _line(wanted[key[1]]) if key[0] == "ours" else _line(current["rules"][key[1]]) for key in order
-                ],
-            }
-        if not test:
-            digest = current["digest"]
-            for pos, (old, new) in updates.items():
-                salt["pvefw.update_rule"](
-                    scope,
-                    pos,
-                    {k: v for k, v in new.items() if old.get(k) != v},
-                    delete=sorted(set(old) - set(new)),
-                    digest=digest,
-                )
-                digest = None
-            _run_plan(scope, plan, {("ours", n): rule for n, rule in wanted.items()}, digest)
-    except (CommandExecutionError, SaltInvocationError) as err:
+        notes = _notes(node)
+        updates, plan, order = _rules_plan(current["rules"], wanted, absent)
+        if not _forward_supported(wanted.values(), updates or plan):
+            dropped = [n for n, rule in wanted.items() if _is_forward(rule)]
+            wanted = {n: rule for n, rule in wanted.items() if n not in dropped}
+            updates, plan, order = _rules_plan(current["rules"], wanted, [*absent, *dropped])
+            notes.insert(0, f"({NO_FORWARD})")
+    except SaltException as err:
         return _failed(ret, err)
-    return _finish(ret, changes, f"Our rules in the {scope} firewall", test)
+    changes = {}
+    if updates:
+        changes["updated"] = [{"old": _line(old), "new": _line(new)} for old, new in updates.values()]
+    if plan:
+        changes["rules"] = {
+            "old": [_line(rule) for rule in current["rules"]],
+            "new": [_line(wanted[key[1]]) if key[0] == "ours" else _line(current["rules"][key[1]]) for key in order],
+        }
+    writes, digest = [], current["digest"]
+    for pos, (old, new) in updates.items():
+        update = {k: v for k, v in new.items() if old.get(k) != v}
+        delete = sorted(set(old) - set(new))
+        write = functools.partial(salt["pvefw.update_rule"], scope, pos, update, delete=delete, digest=digest)
+        writes.append(({"done": [f"updated the rule at {pos}"]}, write))
+        digest = None
+    writes += _plan_writes(scope, plan, {("ours", n): rule for n, rule in wanted.items()}, digest)
+    return _carry_out(ret, f"Our rules in the {scope} firewall", changes, writes, notes)
+
+
+def _rules_plan(current, wanted, absent):
+    """The updates of our rules in place (``{pos: (old, new)}``), the plan that puts ours at the
+    top in order (the user's rules fixed), and the resulting order of keys."""
+    owners = [next((n for n in (*wanted, *absent) if _is_named(item, n)), None) for item in current]
+    keys = [("ours", owner) if owner else ("user", pos) for pos, owner in enumerate(owners)]
+    updates = {}
+    for pos, key in enumerate(keys):
+        if key[0] == "ours" and key[1] in wanted and keys.index(key) == pos:
+            have = _normal(current[pos])
+            if have != wanted[key[1]]:
+                updates[pos] = (have, wanted[key[1]])
+    order = [("ours", n) for n in wanted] + [key for key in keys if key[0] == "user"]
+    plan = __utils__["rule_order.plan"](keys, order, fixed={key for key in keys if key[0] == "user"})
+    return updates, plan, order
 
 
 def options(name, values, node=None):
@@ -267,13 +266,12 @@ def options(name, values, node=None):
     """
     ret = _ret(name)
     salt = __salt__
-    test = __opts__["test"]
     try:
         current = salt["pvefw.options"](node)
-        differing = {k: v for k, v in values.items() if str(current["options"].get(k)) != str(v)}
-        changes = {k: {"old": current["options"].get(k), "new": v} for k, v in differing.items()}
-        if differing and not test:
-            salt["pvefw.set_options"](differing, node=node, digest=current["digest"])
-    except (CommandExecutionError, SaltInvocationError) as err:
+        notes = _notes(node)
+    except SaltException as err:
         return _failed(ret, err)
-    return _finish(ret, changes, f"Firewall options of {node or 'the cluster'}", test)
+    differing = {k: v for k, v in values.items() if str(current["options"].get(k)) != str(v)}
+    changes = {k: {"old": current["options"].get(k), "new": v} for k, v in differing.items()}
+    write = (changes, functools.partial(salt["pvefw.set_options"], differing, node=node, digest=current["digest"]))
+    return _carry_out(ret, f"Firewall options of {node or 'the cluster'}", changes, [write] if differing else [], notes)

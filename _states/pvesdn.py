@@ -4,12 +4,16 @@ Proxmox VE SDN objects through the ``pvesdn`` execution module.
 Each state computes its changes first and, in test mode, reports them without writing. The
 comparison normalises what PVE normalises (order of ``peers``/``exitnodes``/``nodes``, numbers
 and strings, booleans that PVE leaves out when off), so a converged cluster shows no change.
+Reads come from the cluster's files; where one cannot be read, the state's comment says so and
+names what was read through pvesh instead. Any Salt error becomes ``result: False`` with its
+message.
 
 On PVE 9 the run's first write takes the cluster's SDN lock and ``pvesdn.applied`` releases it:
 end every run that uses these states with ``pvesdn.applied`` (salt/evpn/sdn.sls does), or the
 lock stays held. A failed write ends the run's SDN changes: on PVE 9 the configuration is rolled
-back and the lock released at once; on PVE 8 the changes made so far stay pending and are not applied. Later SDN
-states of the run then change nothing, and ``pvesdn.applied`` (which requires them) does not run.
+back and the lock released at once; on PVE 8 the changes made so far stay pending, are reported,
+and are not applied. Later SDN states of the run then change nothing, and ``pvesdn.applied``
+(which requires them) does not run.
 
 .. code-block:: yaml
 
@@ -24,12 +28,14 @@ states of the run then change nothing, and ``pvesdn.applied`` (which requires th
           - pvesdn: evpn-zone
 """
 
-from salt.exceptions import CommandExecutionError
+import functools
+
+from salt.exceptions import SaltException
 
 __virtualname__ = "pvesdn"
 
 LIST_KEYS = {"peers", "exitnodes", "nodes"}
-CONTEXT = "pvesdn"
+CONTEXT = "pvesdn_state"  # this state module's own: whether a write failed, what test mode would change
 
 
 def __virtual__():
@@ -38,8 +44,8 @@ def __virtual__():
     return (False, "pvesdn: the pvesdn execution module is not available (no pvesh)")
 
 
-def _run_state():
-    return __context__.setdefault(CONTEXT, {"reads": {}})
+def _run():
+    return __context__.setdefault(CONTEXT, {})
 
 
 def _same(key, current, desired):
@@ -65,17 +71,38 @@ def _ret(name):
     return {"name": name, "changes": {}, "result": True, "comment": ""}
 
 
+def _read(ret, notes, collection, vnet=None):
+    """The collection as configured, or None with ``ret`` failed; adds to ``notes`` when it was
+    read through pvesh."""
+    try:
+        objects = __salt__["pvesdn.read"](collection, vnet=vnet)
+        reason = __salt__["pvesdn.fallback_reason"](collection)
+    except SaltException as err:
+        ret.update(result=False, comment=f"Reading the SDN {collection} failed: {err}")
+        return None
+    note = f"(read through pvesh: {reason})"
+    if reason and note not in notes:
+        notes.append(note)
+    return objects
+
+
+def _done(ret, comment, notes=()):
+    ret["comment"] = "\n".join([comment, *notes])
+    return ret
+
+
 def _refuse_after_failure(ret):
-    if _run_state().get("failed"):
-        ret.update(result=False, changes={}, comment="Not changed: an earlier SDN change of this run failed")
+    if _run().get("failed"):
+        ret.update(result=False, changes={})
+        _done(ret, "Not changed: an earlier SDN change of this run failed")
         return True
     return False
 
 
-def _fail(ret, err):
-    """A write failed: undo what can be undone and end this run's SDN changes."""
-    run = _run_state()
-    run["failed"] = True
+def _fail(ret, err, made):
+    """A write failed: undo what can be undone and end this run's SDN changes. ``made`` is what
+    this state changed before the failure, which stays pending when nothing can be undone."""
+    _run()["failed"] = True
     try:
         rolled_back = __salt__["pvesdn.rollback"]()
         undo = (
@@ -83,56 +110,56 @@ def _fail(ret, err):
             if rolled_back
             else "changes made so far stay pending and were not applied"
         )
-    except CommandExecutionError as rollback_err:
-        undo = f"the rollback failed too: {rollback_err}"
-    ret.update(result=False, changes={}, comment=f"{err}\n({undo})")
-    return ret
+    except SaltException as rollback_err:
+        rolled_back, undo = False, f"the rollback failed too: {rollback_err}"
+    ret.update(result=False, changes={} if rolled_back else made)
+    return _done(ret, f"{err}\n({undo})")
 
 
-def _act(ret, changes, would, done, write):
-    """Report ``changes``: in test mode say ``would``; otherwise run ``write`` (unless an
-    earlier SDN write of this run failed) and say ``done``."""
-    ret["changes"] = changes
+def _act(ret, changes, would, done, writes, notes):
+    """Report ``changes``: in test mode say ``would``; otherwise run ``writes`` (``[(change
+    made, write)]``) in order, unless an earlier SDN write of this run failed, and say ``done``."""
     if __opts__["test"]:
-        _run_state()["would_change"] = True
-        ret.update(result=None, comment=would)
-        return ret
+        _run()["would_change"] = True
+        ret.update(result=None, changes=changes)
+        return _done(ret, would, notes)
     if _refuse_after_failure(ret):
         return ret
-    try:
-        write()
-    except CommandExecutionError as err:
-        return _fail(ret, err)
-    ret["comment"] = done
-    return ret
+    made = {}
+    for made_now, write in writes:
+        try:
+            write()
+        except SaltException as err:
+            return _fail(ret, err, made)
+        for key, value in made_now.items():
+            made[key] = made.get(key, []) + value if isinstance(value, list) else value
+    ret["changes"] = changes
+    return _done(ret, done, notes)
 
 
 def _converge(collection, name, params, kind, vnet=None, create_as=None):
     """Create or update one object; ``create_as`` is the id to create with when it differs
     from ``name`` (subnets: created by CIDR, addressed by id)."""
-    ret = _ret(name)
-    try:
-        objects = __salt__["pvesdn.read"](collection, vnet=vnet)
-    except CommandExecutionError as err:
-        ret.update(result=False, comment=str(err))
+    ret, notes = _ret(name), []
+    objects = _read(ret, notes, collection, vnet)
+    if objects is None:
         return ret
     current = (objects.get(name) or {}).get("config")
     if current is None:
         changes = {"old": None, "new": {k: v for k, v in params.items() if v is not None}}
         verb = "created"
     elif params.get("type", current.get("type")) != current.get("type"):
-        ret.update(
-            result=False,
-            comment=f"SDN {kind} {name} exists with type {current['type']}; "
-            f"delete it to have it of type {params['type']}",
+        ret["result"] = False
+        return _done(
+            ret,
+            f"SDN {kind} {name} exists with type {current['type']}; delete it to have it of type {params['type']}",
+            notes,
         )
-        return ret
     else:
         changes = _diff(current, {k: v for k, v in params.items() if k != "type"})
         verb = "updated"
     if not changes:
-        ret["comment"] = f"SDN {kind} {name} is in the desired state"
-        return ret
+        return _done(ret, f"SDN {kind} {name} is in the desired state", notes)
 
     def write():
         if current is None:
@@ -147,22 +174,31 @@ def _converge(collection, name, params, kind, vnet=None, create_as=None):
             )
 
     return _act(
-        ret, changes, f"SDN {kind} {name} would be {verb}", f"SDN {kind} {name} {verb} (pending until applied)", write
+        ret,
+        changes,
+        f"SDN {kind} {name} would be {verb}",
+        f"SDN {kind} {name} {verb} (pending until applied)",
+        [(changes, write)],
+        notes,
     )
 
 
 def _remove(collection, name, kind, vnet=None):
-    ret = _ret(name)
-    objects = __salt__["pvesdn.read"](collection, vnet=vnet)
-    if (objects.get(name) or {}).get("config") is None:
-        ret["comment"] = f"SDN {kind} {name} is absent"
+    ret, notes = _ret(name), []
+    objects = _read(ret, notes, collection, vnet)
+    if objects is None:
         return ret
+    current = (objects.get(name) or {}).get("config")
+    if current is None:
+        return _done(ret, f"SDN {kind} {name} is absent", notes)
+    changes = {"old": current, "new": None}
     return _act(
         ret,
-        {"old": objects[name]["config"], "new": None},
+        changes,
         f"SDN {kind} {name} would be deleted",
         f"SDN {kind} {name} deleted (pending until applied)",
-        lambda: __salt__["pvesdn.delete"](collection, name, vnet=vnet),
+        [(changes, functools.partial(__salt__["pvesdn.delete"], collection, name, vnet=vnet))],
+        notes,
     )
 
 
@@ -224,39 +260,41 @@ def zone_pruned(name, keep, prune=False):
     name are deleted when ``prune`` is true; otherwise they are reported as unmanaged and left
     alone. Objects of other zones are never looked at.
     """
-    ret = _ret(name)
-    vnets = __salt__["pvesdn.read"]("vnets")
+    ret, notes = _ret(name), []
+    vnets = _read(ret, notes, "vnets")
+    if vnets is None:
+        return ret
     unmanaged = []  # (collection, id, vnet), subnets before their vnet
     for vnet, entry in sorted(vnets.items()):
         config = entry["config"]
         if not config or config.get("zone") != name:
             continue
-        subnets = __salt__["pvesdn.read"]("subnets", vnet=vnet)
+        subnets = _read(ret, notes, "subnets", vnet)
+        if subnets is None:
+            return ret
         for subnet, sub_entry in sorted(subnets.items()):
             if sub_entry["config"] and subnet not in keep.get(vnet, ()):
                 unmanaged.append(("subnets", subnet, vnet))
         if vnet not in keep:
             unmanaged.append(("vnets", vnet, None))
     if not unmanaged:
-        ret["comment"] = f"SDN zone {name} holds no object the pillar does not name"
-        return ret
+        return _done(ret, f"SDN zone {name} holds no object the pillar does not name", notes)
     names = [f"{collection[:-1]} {ident}" for collection, ident, _ in unmanaged]
     if not prune:
-        ret["comment"] = f"Unmanaged in SDN zone {name}, left alone (set evpn:prune: true to remove): " + ", ".join(
-            names
+        return _done(
+            ret, f"Unmanaged in SDN zone {name}, left alone (set evpn:prune: true to remove): {', '.join(names)}", notes
         )
-        return ret
-
-    def write():
-        for collection, ident, vnet in unmanaged:
-            __salt__["pvesdn.delete"](collection, ident, vnet=vnet)
 
     return _act(
         ret,
         {"deleted": names},
         f"Would delete from SDN zone {name}: {', '.join(names)}",
         f"Deleted from SDN zone {name} (pending until applied): {', '.join(names)}",
-        write,
+        [
+            ({"deleted": [shown]}, functools.partial(__salt__["pvesdn.delete"], collection, ident, vnet=vnet))
+            for shown, (collection, ident, vnet) in zip(names, unmanaged, strict=True)
+        ],
+        notes,
     )
 
 
@@ -271,7 +309,7 @@ def applied(name):
     try:
         pending = __salt__["pvesdn.pending"]()
         if __opts__["test"]:
-            if pending or _run_state().get("would_change"):
+            if pending or _run().get("would_change"):
                 ret.update(result=None, changes={"applied": True}, comment="The SDN configuration would be applied")
             else:
                 ret["comment"] = "Nothing to apply"
@@ -281,7 +319,7 @@ def applied(name):
             ret["comment"] = "Nothing to apply"
             return ret
         upid = __salt__["pvesdn.apply"]()
-    except CommandExecutionError as err:
-        return _fail(ret, err)
+    except SaltException as err:
+        return _fail(ret, err, {})
     ret.update(changes={"applied": True}, comment=f"SDN configuration applied ({upid})")
     return ret

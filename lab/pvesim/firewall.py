@@ -60,6 +60,20 @@ def normalise_cidr(value):
     return prefix + str(network)
 
 
+def ip_version(rule, aliases):
+    """The ipversion pve-firewall's verify_rule gives a rule: 4 or 6 from an ICMP protocol, else
+    from the first source or dest that is an address, a network, a range or an alias."""
+    version = {"icmp": 4, "icmpv6": 6, "ipv6-icmp": 6}.get(rule.get("proto"))
+    for key in ("source", "dest"):
+        value = str(rule.get(key) or "")
+        if version or not value or value.startswith("+"):
+            continue
+        alias = aliases.get(value.split("/")[-1].lower()) if re.match(r"^[a-z]", value, re.I) else None
+        first = alias["cidr"] if alias else value.split(",")[0].split("-")[0]
+        version = ipaddress.ip_network(first, strict=False).version
+    return version
+
+
 # --- file format ------------------------------------------------------------------------------
 
 
@@ -131,7 +145,11 @@ def parse_fw(text):
         elif kind == "ALIASES":
             body, _, comment = line.partition("#")
             name, cidr = body.split()[:2]
-            config["aliases"][name.lower()] = {"cidr": cidr, **({"comment": comment.strip()} if comment else {})}
+            config["aliases"][name.lower()] = {
+                "name": name,
+                "cidr": cidr,
+                **({"comment": comment.strip()} if comment else {}),
+            }
         elif kind == "IPSET":
             bucket.append(_ipset_entry(line))
         elif kind in ("RULES", "GROUP"):
@@ -153,8 +171,8 @@ def write_fw(config):
         section(
             "[ALIASES]",
             [
-                f"{n} {a['cidr']}" + (f" # {a['comment']}" if a.get("comment") else "")
-                for n, a in sorted(config["aliases"].items())
+                f"{a['name']} {a['cidr']}" + (f" # {a['comment']}" if a.get("comment") else "")
+                for _, a in sorted(config["aliases"].items())
             ],
         )
     for name, ipset in sorted(config["ipsets"].items()):
@@ -205,8 +223,13 @@ class Firewall:
             return config["groups"][group.lower()]["rules"]
         return config["rules"]
 
+    def _as_read(self, rules):
+        """Rules as pve-firewall reads them back: with the ipversion its verify_rule derives."""
+        aliases = self.load()["aliases"]
+        return [dict(rule, **({"ipversion": v} if (v := ip_version(rule, aliases)) else {})) for rule in rules]
+
     def list_rules(self, scope, node=None, group=None):
-        rules = self._rules(self.load(node), scope, group)
+        rules = self._as_read(self._rules(self.load(node), scope, group))
         digest = list_digest(rules)
         return [dict(rule, pos=i, digest=digest) for i, rule in enumerate(rules)]
 
@@ -220,7 +243,8 @@ class Firewall:
         if given and given != actual:
             raise PveError(MODIFIED)
 
-    def _check_rule(self, rule, scope, config):
+    def _check_rule(self, rule, scope):
+        cluster = self.load()  # groups, IP sets and aliases are the cluster's, also for host rules
         errors = {}
         if rule["type"] not in DIRECTIONS[scope]:
             errors["type"] = f"invalid rule type '{rule['type']}' for rule_env '{scope}'"
@@ -229,7 +253,7 @@ class Firewall:
         if rule["type"] == "forward" and rule["action"] == "REJECT":
             errors["action"] = "cannot define REJECT rules on forward chain"
         if rule["type"] == "group":
-            if rule["action"].lower() not in config["groups"]:
+            if rule["action"].lower() not in cluster["groups"]:
                 errors["action"] = f"security group '{rule['action']}' does not exist"
         elif rule["action"] not in ("ACCEPT", "DROP", "REJECT"):
             errors["action"] = f"unknown action '{rule['action']}'"
@@ -249,9 +273,9 @@ class Firewall:
             value = rule.get(key) or ""
             if value.startswith("+"):
                 name = value[1:].split("/")[-1].lower()
-                if name not in config["ipsets"]:
+                if name not in cluster["ipsets"]:
                     errors[key] = f"no such ipset '{name}'"
-            elif value and re.match(r"^[a-z]", value, re.I) and value.split("/")[-1].lower() not in config["aliases"]:
+            elif value and re.match(r"^[a-z]", value, re.I) and value.split("/")[-1].lower() not in cluster["aliases"]:
                 errors[key] = f"no such alias '{value}'"
         if errors:
             raise PveError.parameters(errors)
@@ -259,17 +283,17 @@ class Firewall:
     def create_rule(self, scope, params, node=None, group=None):
         config = self.load(node)
         rules = self._rules(config, scope, group)
-        self._check_digest(params.get("digest"), list_digest(rules))
+        self._check_digest(params.get("digest"), list_digest(self._as_read(rules)))
         rule = {k: params[k] for k in RULE_FIELDS if params.get(k) not in (None, "")}
         rule["enable"] = int(params.get("enable") or 0)
-        self._check_rule(rule, scope, config)
+        self._check_rule(rule, scope)
         rules.insert(0, rule)
         self.save(config, node)
 
     def update_rule(self, scope, pos, params, node=None, group=None):
         config = self.load(node)
         rules = self._rules(config, scope, group)
-        self._check_digest(params.get("digest"), list_digest(rules))
+        self._check_digest(params.get("digest"), list_digest(self._as_read(rules)))
         pos = int(pos)
         if not 0 <= pos < len(rules):
             raise PveError(f"no rule at position {pos}")
@@ -290,14 +314,14 @@ class Firewall:
                         rule.pop(key, None)
                     else:
                         rule[key] = params[key]
-            self._check_rule(rule, scope, config)
+            self._check_rule(rule, scope)
             rules[pos] = rule
         self.save(config, node)
 
     def delete_rule(self, scope, pos, params, node=None, group=None):
         config = self.load(node)
         rules = self._rules(config, scope, group)
-        self._check_digest(params.get("digest"), list_digest(rules))
+        self._check_digest(params.get("digest"), list_digest(self._as_read(rules)))
         if not 0 <= int(pos) < len(rules):
             raise PveError(f"no rule at position {pos}")
         del rules[int(pos)]
@@ -429,7 +453,10 @@ class Firewall:
     # aliases
 
     def list_aliases(self, params):
-        items = [{"name": n, **a} for n, a in sorted(self.load()["aliases"].items())]
+        items = [
+            dict(a, ipversion=ipaddress.ip_network(a["cidr"], strict=False).version)
+            for _, a in sorted(self.load()["aliases"].items())
+        ]
         digest = list_digest(items)
         return [dict(item, digest=digest) for item in items]
 
@@ -438,6 +465,7 @@ class Firewall:
         if params["name"].lower() in config["aliases"]:
             raise PveError(f"alias '{params['name']}' already exists")
         config["aliases"][params["name"].lower()] = {
+            "name": params["name"],
             "cidr": params["cidr"],
             **({"comment": params["comment"]} if params.get("comment") else {}),
         }
@@ -447,7 +475,7 @@ class Firewall:
         alias = self.load()["aliases"].get(name.lower())
         if alias is None:
             raise PveError(f"no such alias '{name}'")
-        return {"name": name.lower(), **alias}
+        return alias
 
     def update_alias(self, name, params):
         config = self.load()
@@ -455,7 +483,8 @@ class Firewall:
             raise PveError(f"no such alias '{name}'")
         alias = config["aliases"].pop(name.lower())
         alias.update({k: params[k] for k in ("cidr", "comment") if k in params})
-        config["aliases"][(params.get("rename") or name).lower()] = alias
+        alias["name"] = params.get("rename") or alias["name"]
+        config["aliases"][alias["name"].lower()] = alias
         self.save(config)
 
     def delete_alias(self, name):

@@ -239,25 +239,19 @@ class Sdn:
         for ident in list(sections) + [i for i in running if i not in sections]:
             current = self._to_running(kind, sections[ident]) if ident in sections else None
             old = running.get(ident)
-            if old is None:
-                item = {
-                    "type": current["type"],
-                    "state": "new",
-                    "pending": {k: v for k, v in self.typed(sections[ident]).items() if k != "type"},
-                }
-                if kind.plural in ("vnets", "subnets"):
-                    item["vnet" if kind.plural == "subnets" else "zone"] = current.get(
-                        "vnet" if kind.plural == "subnets" else "zone"
-                    )
+            if old is None:  # type (and a subnet's vnet) at the top, every other key pending
+                top = {k: v for k, v in current.items() if k in ("type", "vnet")}
+                pending = {k: self._pending_value(sections[ident], k) for k in sections[ident] if k not in top}
+                item = dict(top, state="new", pending=pending)
             elif current is None:
-                item = dict(old, state="deleted", pending={})
+                item = dict(self._running_item(old), state="deleted", pending={})
             else:
                 pending = {}
                 for key in set(current) | set(old):
                     if key not in current:
                         pending[key] = "deleted"
                     elif key not in old or self._comparable(current[key]) != self._comparable(old[key]):
-                        pending[key] = self.typed(sections[ident]).get(key)
+                        pending[key] = self._pending_value(sections[ident], key)
                 item = self._running_item(old)
                 if pending:
                     item.update(state="changed", pending=pending)
@@ -266,18 +260,26 @@ class Sdn:
             items[ident] = item
         return items
 
+    def _pending_value(self, section, key):
+        """A configured value as the pending view shows it: typed, dhcp-range as its lines."""
+        return section[key].split("\n") if key == "dhcp-range" else self.typed(section)[key]
+
     def _running_item(self, conf):
         return {k: (",".join(sorted(v)) if isinstance(v, dict) else v) for k, v in conf.items()}
 
     # --- reads ---------------------------------------------------------------------------
 
     def _item(self, kind, ident, conf, file_digest):
-        item = dict(conf, **{kind.id_key: ident})
-        if file_digest is not None:
-            item["digest"] = file_digest
+        """An object as the API lists it; no digest (null) in the pending and running views, and a
+        subnet's dhcp-range always, parsed (pve-network's api_sdn_*_config helpers)."""
+        item = dict(conf, **{kind.id_key: ident}, digest=file_digest)
         if kind.plural == "subnets":
             zone, network, mask = ident.rsplit("-", 2)[0], *ident.rsplit("-", 2)[1:]
             item.update(id=ident, subnet=ident, cidr=f"{network}/{mask}", zone=zone, network=network, mask=mask)
+            item["dhcp-range"] = [
+                dict(p.split("=", 1) for p in r.split(",")) if isinstance(r, str) else r
+                for r in item.get("dhcp-range", [])
+            ]
         return item
 
     def listing(self, kind, params, vnet=None):
@@ -286,15 +288,16 @@ class Sdn:
             file_digest = None
         else:
             sections, file_digest = self.read(kind)
-            if params.get("pending"):
+            if params.get("pending"):  # a merged view: PVE gives it no digest
                 entries = self._pending_view(kind, sections, self.running_ids(kind))
+                file_digest = None
             else:
                 entries = {i: self.typed(s) for i, s in sections.items()}
         items = [self._item(kind, i, c, file_digest) for i, c in sorted(entries.items())]
         if params.get("type"):
             items = [i for i in items if i.get("type") == params["type"]]
         if vnet is not None:
-            items = [i for i in items if i.get("vnet") == vnet or i.get("pending", {}).get("vnet") == vnet]
+            items = [i for i in items if i.get("vnet") == vnet]
         return items
 
     def get(self, kind, ident, params, vnet=None):

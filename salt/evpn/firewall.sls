@@ -6,7 +6,6 @@
 {%- from tpldir ~ "/map.jinja" import evpn, node with context %}
 {%- if node is not none and node.is_sdn_leader %}
 {%- set firewall = salt['evpn.firewall']() %}
-{%- set forward = salt['pvefw.has_forward_rules']() %}
 {%- set prerequisites = [] %}
 {%- for name, ipset in firewall.ipsets | dictsort %}
 
@@ -22,19 +21,14 @@ evpn-firewall-ipset-{{ name }}:
 evpn-firewall-group-{{ name }}:
   pvefw.group_present:
     - name: {{ name }}
-    - rules: {{ (group.rules if forward else group.rules | rejectattr('type', 'equalto', 'forward') | list) | json }}
+    - rules: {{ group.rules | json }}
     - comment: {{ group.comment | json }}
     - require: {{ prerequisites | json }}
 {%- endfor %}
 {%- for name in firewall.groups | sort %}
 {%- do prerequisites.append({'pvefw': 'evpn-firewall-group-' ~ name}) %}
 {%- endfor %}
-{%- if not forward %}
 
-evpn-firewall-no-forward-rules:
-  test.show_notification:
-    - text: "This PVE version has no forward firewall rules (8.3 and later): the SDN subnets are allowed in only, routed traffic is not filtered by our rules"
-{%- endif %}
 evpn-firewall-rules:
   pvefw.rules_present:
     - name: cluster

@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 from saltfactories.utils.functional import Loaders
 
@@ -11,19 +13,29 @@ def minion_id():
 
 
 @pytest.fixture(scope="module")
-def loaders(salt_factories, minion_id):
+def cluster_root(tmp_path_factory):
+    """The emulated cluster's folder (PVESIM_ROOT) of this module's minion, which its
+    pve_config_dir names: emptied before each test."""
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def loaders(salt_factories, minion_id, cluster_root):
     """Salt's loaders for ``minion_id`` on the checkout's tree, with the emulator as its pvesh
-    (pvesdn loads only where pvesh is on PATH)."""
-    factory = salt_factories.salt_minion_daemon(minion_id, overrides=checkout_config("minion", id=minion_id))
+    (pvesdn loads only where pvesh is on PATH) and the emulated cluster as its /etc/pve."""
+    config = checkout_config("minion", id=minion_id, pve_config_dir=str(cluster_root))
+    factory = salt_factories.salt_minion_daemon(minion_id, overrides=config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PATH", emulator_path())
         yield Loaders(factory.config.copy())
 
 
 @pytest.fixture(autouse=True)
-def cluster(tmp_path, monkeypatch, minion_id):
+def cluster(tmp_path, monkeypatch, minion_id, cluster_root):
     """A fresh emulated cluster for this minion's site: PVESIM_ROOT, its log, node name."""
-    root = tmp_path / "cluster"
+    root = cluster_root
+    shutil.rmtree(root)
+    root.mkdir()
     monkeypatch.setenv("PVESIM_ROOT", str(root))
     monkeypatch.setenv("PVESIM_NODE", minion_id.split(".")[0])
     monkeypatch.setenv("PVESIM_LOG", str(tmp_path / "pvesh.log"))

@@ -126,3 +126,21 @@ def test_idle_without_the_interface(beacon, interface, dns, calls):
 )
 def test_validate(beacon, config, valid):
     assert beacon["evpn_endpoint.validate"](config)[0] is valid
+
+
+def test_it_validates_the_pillar_only_when_the_pillar_changes(beacon, loaders, dns, caplog, monkeypatch):
+    """The model keeps its validation in the minion's module context, which lives as long as the
+    beacon's modules: ticks on one pillar validate it once, a changed pillar once more."""
+    caplog.set_level("DEBUG")
+
+    def validations():
+        return sum(r.getMessage() == "evpn: validating the pillar" for r in caplog.records)
+
+    for _ in range(3):
+        _check(beacon)
+    assert validations() == 1
+    monkeypatch.setitem(loaders.opts["pillar"]["evpn"], "asn", 65001)  # a refreshed pillar
+    assert loaders.modules.evpn.config()["asn"] == 65001
+    for _ in range(3):
+        _check(beacon)
+    assert validations() == 2

@@ -5,6 +5,7 @@ example pillar gives roz the management network 192.168.2.0/24 and leaves the sw
 """
 
 import pytest
+from salt.exceptions import CommandExecutionError
 
 from support.pve import pvesh, pvesh_calls, pvesh_writes
 
@@ -83,14 +84,47 @@ def test_the_cluster_firewall_holds_exactly_ours(loaders, cluster):
     assert (cluster / "firewall" / "cluster.fw").read_text() == CLUSTER_FW
 
 
-def test_second_run_reads_each_list_once_and_writes_nothing(loaders, log):
+def test_second_run_changes_nothing_and_calls_no_pvesh(loaders, log):
     _apply(loaders)
     log.unlink()
     again = _apply(loaders)
     assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
+    assert pvesh_calls(log) == [], "a converged firewall is read from cluster.fw"
+
+
+def test_an_unreadable_cluster_fw_is_read_through_pvesh_and_the_comments_say_so(loaders, cluster, log):
+    _apply(loaders)
+    cluster_fw = cluster / "firewall" / "cluster.fw"
+    cluster_fw.write_text("a line in no section\n" + cluster_fw.read_text())
+    log.unlink()
+    again = _apply(loaders)
+    assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
+    for state in again.values():
+        assert state["comment"].endswith(
+            "(read through pvesh: firewall/cluster.fw line 1: a line before any section: 'a line in no section')"
+        ), state
     paths = [c["path"] for c in pvesh_calls(log)]
-    assert pvesh_writes(log) == []
-    assert sorted(paths) == sorted(set(paths)), "a list was read twice"
+    assert pvesh_writes(log) == [] and sorted(paths) == sorted(set(paths)), "each list read once"
+
+
+def test_a_failed_write_reports_what_was_changed_before_it(loaders, monkeypatch, log):
+    monkeypatch.setenv("PVESIM_FAIL", "POST:/cluster/firewall/ipset/evpn-sdn:2")
+    state = _apply(loaders)["evpn-firewall-ipset-evpn-sdn"]
+    assert state["result"] is False and "injected failure" in state["comment"]
+    assert state["changes"] == {"created": True, "added": ["10.1.1.0/24"]}
+    assert pvesh("get", "/cluster/firewall/ipset/evpn-sdn") == [
+        {"cidr": "10.1.1.0/24", "digest": pvesh("get", "/cluster/firewall/ipset/evpn-sdn")[0]["digest"]}
+    ]
+
+
+def test_a_rule_write_is_refused_when_the_list_changed_since_it_was_read(loaders):
+    _apply(loaders)
+    pvefw = loaders.modules.pvefw
+    digest = pvefw.rules("cluster")["digest"]
+    pvesh("set", "/cluster/firewall/rules/1", "--comment", "evpn-wireguard: edited meanwhile")
+    with pytest.raises(CommandExecutionError, match="detected modified configuration"):
+        pvefw.delete_rule("cluster", 1, digest=digest)
+    assert pvefw.rules("cluster")["rules"][1]["comment"] == "evpn-wireguard: edited meanwhile"
 
 
 def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
@@ -220,7 +254,9 @@ def test_without_forward_rules_the_sdn_group_allows_in_only(loaders, cluster):
     """PVE before 8.3 has no forward direction (the emulator's 7.4 API refuses it)."""
     states = _apply(loaders)
     assert all(s["result"] is True for s in states.values()), states
-    assert "has no forward firewall rules" in states["evpn-firewall-no-forward-rules"]["comment"]
+    assert states["evpn-firewall-group-evpn-sdn"]["comment"] == (
+        "Security group evpn-sdn was updated\n(forward rules left out: this PVE has none (they exist from 8.3))"
+    )
     text = (cluster / "firewall" / "cluster.fw").read_text()
     assert (
         "[group evpn-sdn] # evpn: traffic of the SDN subnets\n\n"

@@ -3,9 +3,11 @@ SDN convergence of one site's cluster: salt/evpn/sdn.sls with the pvesdn states,
 loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's SDN leader.
 """
 
+import hashlib
 import json
 
 import pytest
+from salt.exceptions import CommandExecutionError
 
 from support.pve import pvesh, pvesh_calls, pvesh_writes, sdn_objects
 
@@ -78,35 +80,59 @@ def test_cluster_holds_exactly_the_pillar_applied(loaders, version, cluster):
     assert not (cluster / "sdn" / ".lock").exists()
 
 
-def test_second_run_changes_nothing_and_reads_each_collection_once(loaders, version, tmp_path):
+def test_second_run_changes_nothing_and_calls_no_pvesh(loaders, version, tmp_path):
     _apply(loaders)
     (tmp_path / "pvesh.log").unlink()
     again = _apply(loaders)
     assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
-    calls = _calls(tmp_path)
-    assert [c["method"] for c in calls] == ["GET"] * len(calls)
-    paths = [c["path"] for c in calls]
-    assert (
-        sorted(paths)
-        == sorted(set(paths))
-        == ["/cluster/sdn/controllers", "/cluster/sdn/vnets", "/cluster/sdn/vnets/roz1/subnets", "/cluster/sdn/zones"]
-    )
+    assert _calls(tmp_path) == [], "a converged cluster is read from its files"
 
 
-def test_a_change_sends_only_what_differs(loaders, version, tmp_path):
+def test_an_unreadable_file_is_read_through_pvesh_and_the_comment_says_so(loaders, version, tmp_path, cluster):
+    _apply(loaders)
+    zones = cluster / "sdn" / "zones.cfg"
+    zones.write_text(zones.read_text().replace("\tmtu 1370\n", "\tmtu 1370\n\tcolour blue\n"))
+    (tmp_path / "pvesh.log").unlink()
+    again = _apply(loaders)
+    assert all(s["result"] is True and s["changes"] == {} for s in again.values()), again
+    comment = again["evpn-sdn-zone-evpn"]["comment"]
+    assert comment.startswith("SDN zone evpn is in the desired state\n(read through pvesh: ")
+    assert "sdn/zones.cfg line" in comment and "unknown property 'colour'" in comment
+    assert "read through pvesh" not in again["evpn-sdn-vnet-roz1"]["comment"]
+    assert [(c["method"], c["path"]) for c in _calls(tmp_path)] == [("GET", "/cluster/sdn/zones")]
+
+
+def test_an_update_is_refused_when_the_file_changed_since_it_was_read(loaders, version):
     _apply(loaders, pillar={"evpn": {"sites": {"roz": {"primary_exit_node": "pve-roz1"}}}})
+    pvesdn = loaders.modules.pvesdn
+    assert pvesdn.read("zones")["evpn"]["config"]["mtu"] == 1370
+    pvesh("set", "/cluster/sdn/zones/evpn", "--mtu", "1360")  # someone else, meanwhile
+    with pytest.raises(CommandExecutionError, match="detected modified configuration"):
+        pvesdn.update("zones", "evpn", {"mtu": 1300})
+    assert pvesdn.read("zones")["evpn"]["config"]["mtu"] == 1360, "read again after the failed write"
+    pvesdn.update("zones", "evpn", {"mtu": 1300})
+    assert sdn_objects()["zones"]["evpn"]["pending"]["mtu"] == 1300
+
+
+def test_a_change_sends_only_what_differs_with_the_digest_it_read(loaders, version, tmp_path, cluster):
+    _apply(loaders, pillar={"evpn": {"sites": {"roz": {"primary_exit_node": "pve-roz1"}}}})
+    zones_read = hashlib.sha1((cluster / "sdn" / "zones.cfg").read_bytes()).hexdigest()
     (tmp_path / "pvesh.log").unlink()
     states = _apply(loaders, pillar={"evpn": {"zone": {"mtu": 1300}}})
     assert states["evpn-sdn-zone-evpn"]["changes"] == {
         "mtu": {"old": 1370, "new": 1300},
         "exitnodes-primary": {"old": "pve-roz1", "new": None},
     }
-    (update,) = [c for c in _calls(tmp_path) if c["method"] == "PUT" and c["path"] == "/cluster/sdn/zones/evpn"]
+    calls = [(c["argv"][0], c["path"] or c["argv"][1]) for c in _calls(tmp_path)]
+    # The lock taken on PVE 9, asked for on PVE 8 (which has none), the write, one apply.
+    lock = [("create", "/cluster/sdn/lock")]
+    assert calls == [*lock, ("set", "/cluster/sdn/zones/evpn"), ("set", "/cluster/sdn")]
+    update = _calls(tmp_path)[len(lock)]
     assert {k: v for k, v in update["params"].items() if k != "lock-token"} == {
         "mtu": "1300",
         "delete": "exitnodes-primary",
+        "digest": zones_read,
     }
-    assert ("PUT", "/cluster/sdn") in _writes(tmp_path)
 
 
 WRITE_STEPS = [
@@ -183,7 +209,7 @@ def test_only_the_sites_leader_writes(loaders, version, tmp_path):
     assert _calls(tmp_path) == []
 
 
-def test_absent_states(loaders, version, tmp_path):
+def test_absent_states(loaders, version, cluster):
     _apply(loaders)
     states = loaders.states.pvesdn
     subnet = {"name": "evpn-10.1.1.0-24", "vnet": "roz1"}
@@ -201,7 +227,7 @@ def test_absent_states(loaders, version, tmp_path):
     ):
         assert state(name=name).result is True
     assert states.applied(name="roz").changes == {"applied": True}
-    assert not (tmp_path / "cluster" / "sdn" / ".lock").exists()
+    assert not (cluster / "sdn" / ".lock").exists()
     assert all(not items for items in sdn_objects().values())
 
 

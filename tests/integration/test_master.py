@@ -8,6 +8,7 @@ from support.federation import REPO
 def test_sync_delivers_the_custom_modules_through_salt_uri(synced_example_minions):
     for minion_id, delivered in synced_example_minions.items():
         assert "modules.evpn" in delivered["modules"], minion_id
+        assert "utils.rule_order" in delivered["utils"], minion_id
 
 
 def test_every_minion_answers_for_itself(synced_example_minions, salt_cli, federation):
@@ -25,7 +26,7 @@ def test_every_minion_answers_for_itself(synced_example_minions, salt_cli, feder
 def test_salt_uri_serves_the_state_tree_and_nothing_else(synced_example_minions, salt_cli):
     minion_id = next(iter(synced_example_minions))
     served = salt_cli.run("cp.list_master", minion_tgt=minion_id).data
-    assert {"_modules/evpn.py", "evpn/init.sls", "evpn/map.jinja", "top.sls"} <= set(served)
+    assert {"_modules/evpn.py", "_utils/rule_order.py", "evpn/init.sls", "evpn/map.jinja", "top.sls"} <= set(served)
     assert not [path for path in served if path.startswith(("pillar", "tests", "etc", "evpn/sites"))]
     top = salt_cli.run("cp.get_file_str", "salt://top.sls", minion_tgt=minion_id).data
     assert top == (REPO / "salt" / "top.sls").read_text()

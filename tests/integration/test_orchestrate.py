@@ -54,6 +54,8 @@ def test_one_orchestration_converges_the_federation(federation_lab):
     assert all(s["result"] is True for s in steps.values()), {i: s["comment"] for i, s in steps.items()}
     nodes, plan = federation_lab["nodes"], federation_lab["federation"].plan
     assert sorted(nodes) == ["pve-roz1", "pve-roz2", "pve-wro1"]
+    for minion_id, synced in steps["evpn-sync"]["changes"]["ret"].items():
+        assert "utils.rule_order" in synced["utils"], f"{minion_id}: _utils not synced"
     for minion_id, node in nodes.items():
         for peer in (p for p in nodes if p != minion_id):
             assert node.run("ping", "-c1", "-W2", plan.nodes()[peer].wireguard, check=False).returncode == 0

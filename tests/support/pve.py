@@ -12,10 +12,12 @@ PVE_VERSIONS = ("8.4", "9.1")
 
 
 def emulated_pve_minion(salt_master, clusters_root, site, minion_id):
-    """A minion factory whose pvesh is the emulator in its site's cluster (not started)."""
-    factory = salt_master.salt_minion_daemon(minion_id)
+    """A minion factory whose pvesh is the emulator in its site's cluster, which is also the
+    folder it reads as /etc/pve (pve_config_dir); not started."""
+    environ = emulated_pve_environ(clusters_root, site, minion_id)
+    factory = salt_master.salt_minion_daemon(minion_id, overrides={"pve_config_dir": environ["PVESIM_ROOT"]})
     # A dict of its own: salt-factories hands every daemon the manager's shared environ.
-    factory.environ = emulated_pve_environ(clusters_root, site, minion_id)
+    factory.environ = environ
     return factory
 
 

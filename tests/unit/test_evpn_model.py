@@ -331,3 +331,32 @@ def test_firewall_entries_normalised_like_pve():
     assert evpn._ipset_entry("2001:db8::1/128") == "2001:db8::1"
     assert evpn._ipset_entry("10.0.0.0/24") == "10.0.0.0/24"
     assert evpn._ipset_entry("192.168.2.9") == "192.168.2.9"
+
+
+def _validations(caplog):
+    return [r for r in caplog.records if r.getMessage() == "evpn: validating the pillar"]
+
+
+def test_the_pillar_is_validated_once_per_pillar(caplog, monkeypatch):
+    caplog.set_level("DEBUG", logger=evpn.log.name)
+    monkeypatch.setitem(evpn.__pillar__, "evpn", copy.deepcopy(evpn.__pillar__["evpn"]))
+    evpn.validate()
+    evpn.node()
+    evpn.wireguard_peers()
+    evpn.sdn()
+    evpn.firewall()
+    evpn.endpoint_names()
+    assert len(_validations(caplog)) == 1
+    evpn.__pillar__["evpn"]["zone"]["mtu"] = 1300  # changed in place: a different pillar
+    assert evpn.sdn()["zones"]["evpn"]["mtu"] == 1300
+    broken = copy.deepcopy(evpn.__pillar__["evpn"])
+    broken["asn"] = "many"
+    assert evpn.validate(federation=broken)["errors"] == ["evpn:asn: must be an integer, got 'many'"]
+    assert len(_validations(caplog)) == 3
+
+
+def test_what_callers_get_cannot_change_the_kept_validation():
+    evpn.config()["zone"]["mtu"] = 1
+    evpn.validate()["errors"].append("a caller's own")
+    assert evpn.config()["zone"]["mtu"] == 1370
+    assert evpn.validate() == {"errors": [], "warnings": []}

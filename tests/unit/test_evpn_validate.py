@@ -10,6 +10,11 @@ from support.federation import example_federation
 EXAMPLE = example_federation()
 
 
+@pytest.fixture
+def configure_loader_modules():
+    return {evpn: {}}
+
+
 def _set(path, value):
     """A mutation that sets the ':'-separated ``path`` (under evpn) to ``value``."""
 

@@ -182,3 +182,18 @@ def test_options_digest_and_delete(cluster):
     )
     cluster.call("PUT", "/cluster/firewall/options", {"delete": "policy_in"})
     assert "policy_in" not in cluster.call("GET", "/cluster/firewall/options")
+
+
+def test_rules_and_aliases_read_back_with_their_ip_version(cluster):
+    """verify_rule (pve-firewall 6f1311f) gives a rule the IP version of its ICMP protocol, addresses
+    or alias, and the list digest covers it; an alias keeps the case of its name in cluster.fw."""
+    cluster.call("POST", "/cluster/firewall/aliases", {"name": "Office6", "cidr": "2001:db8::/64"})
+    _rule(cluster, "/cluster/firewall/rules", type="in", action="ACCEPT", dest="dc/office6", comment="D")
+    _rule(cluster, "/cluster/firewall/rules", type="in", action="ACCEPT", proto="icmp", comment="E")
+    rules = {r["comment"]: r.get("ipversion") for r in cluster.call("GET", "/cluster/firewall/rules")}
+    assert rules == {"E": 4, "D": 6, "A": 4, "B": None, "C": None}
+    (alias,) = cluster.call("GET", "/cluster/firewall/aliases")
+    assert (alias["name"], alias["ipversion"]) == ("Office6", 6)
+    assert "\nOffice6 2001:db8::/64\n" in (cluster.store.root / "firewall" / "cluster.fw").read_text()
+    digest = cluster.call("GET", "/cluster/firewall/rules")[0]["digest"]
+    cluster.call("PUT", "/cluster/firewall/rules/0", {"comment": "E2", "digest": digest})

@@ -91,6 +91,36 @@ def test_pending_running_round_trip(pve_cluster):
     assert json.loads((pve_cluster.store.root / "sdn" / ".running-config").read_text())["version"] == 3
 
 
+def test_new_objects_in_the_pending_view_are_shaped_as_pve_network_shapes_them(pve_cluster):
+    """SDN.pm pending_config (pve-network ecf98c5): a new object has its type (a subnet also its
+    vnet) at the top and every other key pending; the merged view has no digest; a subnet's
+    dhcp-range is always listed, parsed (api_sdn_subnets_config)."""
+    _evpn(pve_cluster)
+    (vnet,) = pve_cluster.call("GET", "/cluster/sdn/vnets", {"pending": 1})
+    assert vnet == {
+        "vnet": "roz1",
+        "type": "vnet",
+        "state": "new",
+        "pending": {"zone": "evpn", "tag": 11001},
+        "digest": None,
+    }
+    (subnet,) = pve_cluster.call("GET", "/cluster/sdn/vnets/roz1/subnets", {"pending": 1})
+    assert (subnet["vnet"], subnet["pending"], subnet["dhcp-range"]) == (
+        "roz1",
+        {"gateway": "10.1.1.1", "snat": 1},
+        [],
+    )
+    pve_cluster.call(
+        "PUT",
+        "/cluster/sdn/vnets/roz1/subnets/evpn-10.1.1.0-24",
+        {"dhcp-range": ["start-address=10.1.1.10,end-address=10.1.1.20"]},
+    )
+    pve_cluster.call("PUT", "/cluster/sdn")
+    for view in ({}, {"pending": 1}, {"running": 1}):
+        (subnet,) = pve_cluster.call("GET", "/cluster/sdn/vnets/roz1/subnets", view)
+        assert subnet["dhcp-range"] == [{"start-address": "10.1.1.10", "end-address": "10.1.1.20"}], view
+
+
 def test_digest_conflict(pve_cluster):
     _evpn(pve_cluster)
     (zone,) = pve_cluster.call("GET", "/cluster/sdn/zones")

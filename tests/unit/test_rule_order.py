@@ -1,20 +1,15 @@
 """
-The plan that puts a rule list in order (pvefw states), carried out by the emulator as PVE
-would: the result is the wanted list, with as few moves as the rules already in order allow,
+The plan that puts a rule list in order (_utils/rule_order.py, used by the pvefw states), carried
+out by the emulator as PVE would: the result is the wanted list, with as few moves as the rules already in order allow,
 and fixed rules (the user's) are never deleted or moved.
 """
 
-import importlib.util
 import itertools
 import random
 
 import pytest
 
-from support.federation import REPO
-
-spec = importlib.util.spec_from_file_location("pvefw_states", REPO / "_states" / "pvefw.py")
-pvefw = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pvefw)
+import rule_order
 
 
 def _rule(name):
@@ -43,9 +38,9 @@ def _group(api, group, names):
 def test_every_order_of_four_is_put_right_with_the_fewest_moves(pve_cluster, current):
     _group(pve_cluster, "grp", current)
     wanted = list("abcd")
-    plan = pvefw._plan(current, wanted)
+    plan = rule_order.plan(current, wanted)
     assert _carry_out(pve_cluster, "grp", plan, {}) == wanted
-    in_order = len(pvefw._longest_ordered([wanted.index(k) for k in current]))
+    in_order = len(rule_order.longest_ordered([wanted.index(k) for k in current]))
     assert len(plan) == len(wanted) - in_order
 
 
@@ -55,7 +50,7 @@ def test_deletes_inserts_and_moves_together(pve_cluster):
         current = rng.sample("abcdefgh", rng.randint(0, 8))
         wanted = rng.sample("abcdefghij", rng.randint(1, 10))
         _group(pve_cluster, f"grp{round_}", current)
-        plan = pvefw._plan(current, wanted)
+        plan = rule_order.plan(current, wanted)
         assert _carry_out(pve_cluster, f"grp{round_}", plan, {k: _rule(k) for k in wanted}) == wanted
 
 
@@ -63,7 +58,7 @@ def test_fixed_rules_are_neither_moved_nor_deleted(pve_cluster):
     current = ["u1", "b", "u2", "a", "u3"]
     wanted = ["a", "b", "c", "u1", "u2", "u3"]
     _group(pve_cluster, "grp", current)
-    plan = pvefw._plan(current, wanted, fixed={"u1", "u2", "u3"})
+    plan = rule_order.plan(current, wanted, fixed={"u1", "u2", "u3"})
     simulated = list(current)
     for operation, where, moveto in plan:  # the fixed rules are never the ones acted on
         if operation == "insert":
@@ -79,6 +74,6 @@ def test_fixed_rules_are_neither_moved_nor_deleted(pve_cluster):
 def test_new_rules_land_in_place_without_moves(pve_cluster):
     wanted = ["m", "w", "g1", "g2", "u1", "u2"]
     _group(pve_cluster, "grp", ["u1", "u2"])
-    plan = pvefw._plan(["u1", "u2"], wanted, fixed={"u1", "u2"})
+    plan = rule_order.plan(["u1", "u2"], wanted, fixed={"u1", "u2"})
     assert [operation for operation, _, _ in plan] == ["insert"] * 4
     assert _carry_out(pve_cluster, "grp", plan, {k: _rule(k) for k in wanted}) == wanted
