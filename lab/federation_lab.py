@@ -148,7 +148,9 @@ class Federation:
             to_port = node.public_port if index + 1 < len(routers) else self.plan.wireguard_port
             self.lab.routers[router.namespace].forward(node.public_port, target, to_port)
         made.start_wireguard("wg0")
-        start_minion(made, node.id, self.plan.internet["master"], self.state, environ=self.environ(node))
+        # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it.
+        options = {"pve_config_dir": str(self.clusters / node.site)}
+        start_minion(made, node.id, self.plan.internet["master"], self.state, self.environ(node), options)
         return made
 
     def environ(self, node):

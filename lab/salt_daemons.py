@@ -109,9 +109,9 @@ class SaltMaster:
         raise RuntimeError(f"minions {sorted(minion_ids)} did not all answer within {timeout} s")
 
 
-def start_minion(node, minion_id, master_address, state_dir, environ=None):
+def start_minion(node, minion_id, master_address, state_dir, environ=None, options=None):
     """A minion inside ``node``; ``environ`` replaces its environment (e.g. the emulator's
-    pvesh on PATH)."""
+    pvesh on PATH); ``options`` are added to its configuration."""
     config_dir = pathlib.Path(state_dir) / f"salt-minion-{minion_id}"
     config_dir.mkdir(parents=True, exist_ok=True)
     config = {
@@ -127,6 +127,7 @@ def start_minion(node, minion_id, master_address, state_dir, environ=None):
         "tcp_keepalive_idle": 5,
         "tcp_keepalive_cnt": 2,
         "tcp_keepalive_intvl": 2,
+        **(options or {}),
     }
     (config_dir / "minion").write_text(yaml.safe_dump(config))
     node.spawn(

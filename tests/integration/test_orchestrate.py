@@ -13,7 +13,7 @@ import pytest
 
 from federation_lab import lab_federation
 from support.federation import REPO
-from support.pve import pvesh_writes
+from support.pve import pvesh_calls, pvesh_writes
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 
@@ -80,7 +80,11 @@ def test_one_orchestration_converges_the_federation(federation_lab):
     assert "-s '10.1.1.0/24' -o eth0 -j SNAT --to-source 192.168.2.11" in interfaces
 
 
-def test_a_following_highstate_changes_nothing(federation_lab):
+def test_a_following_highstate_changes_nothing_and_calls_no_pvesh(federation_lab):
+    """DESIGN.md section 8: a converged node re-run makes no change and no pvesh call (the
+    leaders read their cluster's files)."""
+    logs = [federation_lab["clusters"] / site / "pvesh.log" for site in ("roz", "wro")]
+    calls = [len(pvesh_calls(log)) for log in logs]
     ret = federation_lab["master"].salt("*", "state.apply", "evpn")
     assert set(ret) == set(federation_lab["nodes"])
     changed = {
@@ -88,6 +92,7 @@ def test_a_following_highstate_changes_nothing(federation_lab):
         for m, states in ret.items()
     }
     assert changed == {m: {} for m in federation_lab["nodes"]}
+    assert [len(pvesh_calls(log)) for log in logs] == calls
 
 
 def test_private_keys_never_reach_the_master(federation_lab):
