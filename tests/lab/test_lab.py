@@ -174,3 +174,20 @@ def test_a_renumbered_wan_address_is_followed_by_every_peer(lab):
             assert wg_endpoints(lab.lab.nodes[node_id])[key] == f"{after}:51820", node_id
     print(next(line for line in moved.stdout.splitlines() if "every peer re-pointed" in line))
     assert "traffic to wro's guests back" in moved.stdout
+
+
+def test_lab_status_and_a_shell_inside_a_node(lab):
+    """make lab-status prints evpn.status; make lab-shell NODE= is a shell in the node's own
+    namespaces: wg shows that node's interface (its key), not the host's."""
+    status = evpnlab("status")
+    assert status.returncode == 0 and "pve-roz1" in status.stdout and "no problems" in status.stdout
+    shell = subprocess.run(
+        [sys.executable, str(REPO / "lab" / "evpnlab.py"), "shell", "pve-roz2"],
+        env=evpnlab.environ,
+        input="wg show wg0 public-key\nhostname\nexit\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert shell.stdout.split() == [public_key(lab.lab.nodes["pve-roz2"]), "pve-roz2"], shell.stdout + shell.stderr
