@@ -1032,3 +1032,60 @@ def firewall(site=None, federation=None):
         options["enable"] = _flag(site_conf["firewall"]["enable"])
     absent_rules = [] if management else [RULE_MANAGEMENT]  # ours, but not wanted now
     return {"ipsets": ipsets, "groups": groups, "rules": rules, "absent_rules": absent_rules, "options": options}
+
+
+# --------------------------------------------------------------------------------------------
+# Ready for the SLS files: each function returns what one SLS file maps to its states.
+# --------------------------------------------------------------------------------------------
+
+
+def wireguard_interface(public_keys=None, minion_id=None, federation=None):
+    """
+    A node's WireGuard interface as ``wireguard.interface_present`` takes it: ``interface``,
+    ``address`` (with its host prefix, ``/32`` or ``/128``), ``port``, ``mtu`` and ``peers``
+    (every other node, sorted by minion id: ``name``, ``public_key``, ``allowed_ips``,
+    ``endpoint`` as ``host:port``, ``keepalive``).
+
+    public_keys
+        The mine's answer for ``wireguard_public_keys`` (``wireguard.public_keys`` on every
+        node): ``{minion id: {interface: public key}}``. A peer whose key for
+        ``evpn:wireguard:interface`` is not there has ``public_key`` None (the state leaves it
+        out until a later run).
+
+    minion_id
+        The node; default: this minion.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.wireguard_interface
+    """
+    config_ = _valid_config(federation)
+    this = node(minion_id, federation)
+    interface = config_["wireguard"]["interface"]
+    address = ipaddress.ip_address(this["address"])
+
+    def key_of(peer_id):
+        published = (public_keys or {}).get(peer_id)
+        return published.get(interface) if isinstance(published, dict) else None
+
+    return {
+        "interface": interface,
+        "address": f"{address}/{address.max_prefixlen}",
+        "port": config_["wireguard"]["port"],
+        "mtu": config_["wireguard"]["mtu"],
+        "peers": [
+            {
+                "name": peer["name"],
+                "public_key": key_of(peer["name"]),
+                "allowed_ips": peer["allowed_ips"],
+                "endpoint": peer["endpoint"],
+                "keepalive": peer["keepalive"],
+            }
+            for peer in wireguard_peers(this["id"], federation)
+        ],
+    }
