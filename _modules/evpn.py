@@ -1089,3 +1089,72 @@ def wireguard_interface(public_keys=None, minion_id=None, federation=None):
             for peer in wireguard_peers(this["id"], federation)
         ],
     }
+
+
+def sdn_keep(site=None, federation=None):
+    """
+    What ``pvesdn.zone_pruned`` keeps in the zone: ``{vnet id: [subnet ids]}`` for every vnet of
+    ``evpn.sdn`` (the site's own and the stretched ones).
+
+    site
+        The site; default: this minion's site.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.sdn_keep
+    """
+    objects = sdn(site, federation)
+    keep = {vnet_id: [] for vnet_id in objects["vnets"]}
+    for subnet_id, subnet in sorted(objects["subnets"].items()):
+        keep[subnet["vnet"]].append(subnet_id)
+    return keep
+
+
+def firewall_groups(forward=True, site=None, federation=None):
+    """
+    The security groups of ``evpn.firewall`` as a cluster takes them: without their FORWARD
+    rules when ``forward`` is false (a PVE version before 8.3, which has none; the pvefw module
+    tells, ``pvefw.has_forward_rules``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.firewall_groups forward=False
+    """
+    groups = firewall(site, federation)["groups"]
+    return {
+        name: {**group, "rules": [rule for rule in group["rules"] if forward or rule["type"] != "forward"]}
+        for name, group in groups.items()
+    }
+
+
+def sysctl_settings(interfaces):
+    """
+    The kernel parameters every node gets, in sysctl's notation (an interface name with a dot is
+    written with a slash): forwarding, netfilter on bridged traffic, and loose reverse-path
+    filtering (traffic through exit nodes is asymmetric) on ``all``, ``default`` and each of
+    ``interfaces``; the kernel uses the higher of ``all`` and an interface's own value.
+
+    interfaces
+        The interfaces the node has now (the names under ``/proc/sys/net/ipv4/conf``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.sysctl_settings '[all, default, lo, vmbr0]'
+    """
+    settings = {
+        "net.ipv4.ip_forward": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+    }
+    for interface in {"all", "default", *interfaces} - {".", ".."}:
+        settings[f"net.ipv4.conf.{interface.replace('.', '/')}.rp_filter"] = 0
+    return dict(sorted(settings.items()))

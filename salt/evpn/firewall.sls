@@ -7,7 +7,6 @@
 {%- if node is not none and node.is_sdn_leader %}
 {%- set firewall = salt['evpn.firewall']() %}
 {%- set forward = salt['pvefw.has_forward_rules']() %}
-{%- set prerequisites = [] %}
 {%- for name, ipset in firewall.ipsets | dictsort %}
 
 evpn-firewall-ipset-{{ name }}:
@@ -15,19 +14,16 @@ evpn-firewall-ipset-{{ name }}:
     - name: {{ name }}
     - cidrs: {{ ipset.cidrs | json }}
     - comment: {{ ipset.comment | json }}
-{%- do prerequisites.append({'pvefw': 'evpn-firewall-ipset-' ~ name}) %}
 {%- endfor %}
-{%- for name, group in firewall.groups | dictsort %}
+{%- for name, group in salt['evpn.firewall_groups'](forward=forward) | dictsort %}
 
 evpn-firewall-group-{{ name }}:
   pvefw.group_present:
     - name: {{ name }}
-    - rules: {{ (group.rules if forward else group.rules | rejectattr('type', 'equalto', 'forward') | list) | json }}
+    - rules: {{ group.rules | json }}
     - comment: {{ group.comment | json }}
-    - require: {{ prerequisites | json }}
-{%- endfor %}
-{%- for name in firewall.groups | sort %}
-{%- do prerequisites.append({'pvefw': 'evpn-firewall-group-' ~ name}) %}
+    - require:
+      - pvefw: evpn-firewall-ipset-*
 {%- endfor %}
 {%- if not forward %}
 
@@ -40,7 +36,9 @@ evpn-firewall-rules:
     - name: cluster
     - rules: {{ firewall.rules | json }}
     - absent: {{ firewall.absent_rules | json }}
-    - require: {{ prerequisites | json }}
+    - require:
+      - pvefw: evpn-firewall-ipset-*
+      - pvefw: evpn-firewall-group-*
 
 {%- if firewall.options %}
 

@@ -1,6 +1,6 @@
 """
-The model's answers made for the SLS files (evpn.wireguard_interface), on the checkout's example
-pillar: what an SLS maps to its states as it is.
+The model's answers made for the SLS files (evpn.wireguard_interface, sdn_keep, firewall_groups,
+sysctl_settings), on the checkout's example pillar: what an SLS maps to its states as it is.
 """
 
 import copy
@@ -63,3 +63,39 @@ def test_wireguard_interface_of_an_ipv6_node(federation):
     other["sites"]["roz"]["network"] = "fd00:1::/64"
     other["sites"]["roz"]["nodes"]["pve-roz1"]["address"] = "fd00:1::1"
     assert evpn.wireguard_interface(federation=other)["address"] == "fd00:1::1/128"
+
+
+def test_sdn_keep_names_each_vnet_and_its_subnets(federation):
+    assert evpn.sdn_keep("roz") == {"roz1": ["evpn-10.1.1.0-24"]}
+    other = copy.deepcopy(federation)
+    other["vnets"] = {"shared": {"tag": 13001, "subnets": {"10.3.1.0/24": {}, "10.3.2.0/24": {}}}}
+    other["sites"]["wro"]["vnets"]["empty"] = {"tag": 12002}
+    assert evpn.sdn_keep("wro", federation=other) == {
+        "shared": ["evpn-10.3.1.0-24", "evpn-10.3.2.0-24"],
+        "wro1": ["evpn-10.2.1.0-24"],
+        "empty": [],
+    }
+
+
+def test_firewall_groups_drop_forward_rules_only_where_there_are_none():
+    full = evpn.firewall("roz")["groups"]
+    assert evpn.firewall_groups(forward=True, site="roz") == full
+    without = evpn.firewall_groups(forward=False, site="roz")
+    assert without["evpn-wg"] == full["evpn-wg"]
+    assert [r["type"] for r in full["evpn-sdn"]["rules"]] == ["in", "forward", "forward"]
+    assert without["evpn-sdn"] == {**full["evpn-sdn"], "rules": full["evpn-sdn"]["rules"][:1]}
+
+
+def test_sysctl_settings_cover_every_interface():
+    settings = evpn.sysctl_settings([".", "..", "lo", "pub0", "vmbr0.100", "all", "default"])
+    assert settings == {
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.ipv4.conf.all.rp_filter": 0,
+        "net.ipv4.conf.default.rp_filter": 0,
+        "net.ipv4.conf.lo.rp_filter": 0,
+        "net.ipv4.conf.pub0.rp_filter": 0,
+        "net.ipv4.conf.vmbr0/100.rp_filter": 0,
+        "net.ipv4.ip_forward": 1,
+    }
+    assert list(settings) == sorted(settings)
