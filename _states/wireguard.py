@@ -7,8 +7,9 @@ step by step, and when a step fails it reports the changes the steps before it m
 change with one ``wg syncconf``, so established sessions are kept; a peer that is not in
 ``peers`` is removed, live and from the file. A peer is left out, and named in the comment, while
 its public key is not in the mine yet or its endpoint name does not resolve: the interface never
-goes down for it, and the next run picks it up. An existing peer keeps the endpoint WireGuard
-has roamed to. No change or comment ever holds the private key.
+goes down for it, and the next run picks it up; a peer the mine has no key for while the
+persisted file has one keeps that key. An existing peer keeps the endpoint WireGuard has roamed
+to. No change or comment ever holds the private key.
 
 .. code-block:: yaml
 
@@ -43,18 +44,21 @@ def _without_wg(ret, what):
     return ret
 
 
-def _wanted_peers(peers, live_peers):
+def _wanted_peers(peers, live_peers, persisted_keys):
     """
-    (peers for the live interface, the same for the persisted file, skipped descriptions). Live,
-    a configured peer keeps the endpoint WireGuard roamed to; the file holds the endpoint
-    resolved from the pillar, so roaming alone changes nothing.
+    (peers for the live interface, the same for the persisted file, skipped descriptions). A
+    peer whose key the mine does not give (yet, or any more: a mine that lost its data) keeps
+    the key persisted for its name, so a tunnel that is up stays up. Live, a configured peer
+    keeps the endpoint WireGuard roamed to; the file holds the endpoint resolved from the
+    pillar, so roaming alone changes nothing.
     """
     live_config, persisted, skipped = [], [], []
     for peer in peers:
-        if not peer.get("public_key"):
+        key = peer.get("public_key") or persisted_keys.get(peer["name"])
+        if not key:
             skipped.append(f"{peer['name']} (no public key in the mine yet)")
             continue
-        roamed = (live_peers.get(peer["public_key"]) or {}).get("endpoint")
+        roamed = (live_peers.get(key) or {}).get("endpoint")
         resolved = __salt__["wireguard.resolve"](peer["endpoint"])
         if not (roamed or resolved):
             host, _ = __utils__["endpoints.split"](peer["endpoint"])
@@ -62,7 +66,7 @@ def _wanted_peers(peers, live_peers):
             continue
         common = {
             "name": peer["name"],
-            "public_key": peer["public_key"],
+            "public_key": key,
             "endpoint_name": peer["endpoint"],
             "allowed_ips": sorted(peer["allowed_ips"]),
             "keepalive": peer.get("keepalive", 0),
@@ -108,7 +112,8 @@ def _plan(name, address, port, mtu, peers):
         changes["interface"] = "created"
     live = salt["wireguard.show"](name) if current is not None else None
     live_peers = live["peers"] if live else {}
-    wanted, persisted, skipped = _wanted_peers(peers, live_peers)
+    persisted_keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name) if p["name"]}
+    wanted, persisted, skipped = _wanted_peers(peers, live_peers, persisted_keys)
 
     addresses = current["addresses"] if current else []
     if addresses != [address]:

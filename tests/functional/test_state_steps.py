@@ -44,7 +44,7 @@ class FakeWireGuard:
 
     def functions(self):
         def persist(name, port, peers, address, mtu, test=False):
-            wanted = (port, [(p["public_key"], p["endpoint"]) for p in peers], address, mtu)
+            wanted = (port, [(p["name"], p["public_key"], p["endpoint"]) for p in peers], address, mtu)
             if test:
                 return self.call("persist(test)", wanted != self.persisted)
             self.call("persist")
@@ -79,6 +79,10 @@ class FakeWireGuard:
             "wireguard.configure_link": configure_link,
             "wireguard.syncconf": syncconf,
             "wireguard.persist": persist,
+            "wireguard.configured_peers": lambda name: self.call(
+                "configured_peers",
+                [{"name": n, "public_key": k} for n, k, _ in (self.persisted[1] if self.persisted else [])],
+            ),
         }
 
 
@@ -127,6 +131,20 @@ def test_a_fresh_node_changes_in_the_order_predicted(loaders, wireguard, calls):
     again = _present(loaders, wireguard)
     assert (again["result"], again["changes"]) == (True, {})
     assert not ACTIONS & set(calls)
+
+
+def test_a_peer_the_mine_forgets_keeps_its_persisted_key(loaders, wireguard, calls):
+    """The mine lost its data (a master rebuilt, say): the peer stays, with the key persisted for
+    it, instead of being removed from a working tunnel."""
+    _present(loaders, wireguard)
+    forgotten = [{**PEERS[0], "public_key": None}]
+    calls.clear()
+    states = _states(loaders, wireguard.functions(), False)
+    ret = states["wireguard.interface_present"]("wg0", "10.1.0.1/32", 51820, 1420, forgotten)
+    assert (ret["result"], ret["changes"]) == (True, {}), ret
+    assert "left out" not in ret["comment"]
+    assert not ACTIONS & set(calls)
+    assert list(wireguard.live["peers"]) == [KEY_B]
 
 
 def test_a_failing_step_reports_what_the_steps_before_it_made(loaders, wireguard, calls):

@@ -63,6 +63,8 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
 
 
 def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
+    """interface_present on ``node`` with ``names`` as peers; a peer whose key is None in
+    ``keys`` comes without one (not in the mine)."""
     address = NODES[node.name][1]
     args = [
         "state.single",
@@ -175,6 +177,14 @@ def test_removing_a_peer(lab, keys):
     assert state["changes"]["routes"] == {"removed": ["10.3.0.1/32"]}
     assert keys["c"] not in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
     assert keys["c"] not in lab.nodes["a"].run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert _ping(lab.nodes["a"], "b")
+
+
+def test_a_peer_the_mine_forgets_stays_up(lab, keys):
+    mesh(lab, keys, ["a", "b"])
+    state, _ = converge(lab.nodes["a"], {**keys, "b": None}, ["b"])
+    assert (state["result"], state["changes"]) == (True, {}), state
+    assert keys["b"] in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
     assert _ping(lab.nodes["a"], "b")
 
 
