@@ -1,6 +1,6 @@
 """
-From a DNS update to every peer re-pointed (DESIGN.md section 8: under 3 s with the beacon at a
-1 s interval). Three nodes in lab nodes with master, reactor and minions (lab/federation_lab.py),
+From a DNS update to every peer re-pointed (docs/architecture.md, Targets: under 3 s with the
+beacon at a 1 s interval). Three nodes in lab nodes with master, reactor and minions (lab/federation_lab.py),
 converged by orch.evpn. First, with the beacons off, pve-wro1 moves to 198.51.100.12 and its
 DNS record follows: what WireGuard's roaming and keepalive alone give. Then, beacons on, it
 moves back and forth; the time runs from the DNS update until every peer's live endpoint for it

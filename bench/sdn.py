@@ -1,5 +1,5 @@
 """
-pvesh calls and wall time of an SDN converge (DESIGN.md section 5): a site with 20 vnets, its
+pvesh calls and wall time of an SDN converge (docs/architecture.md, Targets): a site with 20 vnets, its
 leader's `state.apply evpn.sdn` run masterless from the checkout, the emulator as pvesh with
 PVESIM_DELAY=1 (real pvesh takes about a second to start). First converge, then a no-op converge,
 then the naive way: one `pvesh get` per object, in the same cluster.

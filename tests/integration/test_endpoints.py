@@ -1,5 +1,5 @@
 """
-Endpoints that move, end to end: three nodes in lab nodes (tests/support/lab_federation.py),
+Endpoints that move, end to end: three nodes in lab nodes (lab/federation_lab.py),
 dnsmasq as the public DNS, the evpn_endpoint beacon at a 1 s interval, the master's reactor.
 Forged and malformed events change no endpoint and leave the master working; a burst of events
 gives at most two refreshes; a node whose address and DNS record change is followed by every
