@@ -97,6 +97,14 @@ PublicKey=  {KEY_B}
 AllowedIPs=10.3.0.1/32
 """
 
+COMPACT_INTERFACE = {
+    "privatekey": [PRIVATE],
+    "listenport": ["51820"],
+    "address": ["10.1.0.1/32"],
+    "table": ["off"],
+    "postup": ['logger "wg0 up" # a comment wg-quick hands to bash'],
+}
+
 # Tabs, blank lines inside sections, a second [Interface] (wg reads its keys as the first's).
 SCATTERED = f"""\
 [Interface]
@@ -158,13 +166,7 @@ def model(sections):
         (
             COMPACT,
             {
-                "interface": {
-                    "privatekey": [PRIVATE],
-                    "listenport": ["51820"],
-                    "address": ["10.1.0.1/32"],
-                    "table": ["off"],
-                    "postup": ['logger "wg0 up" # a comment wg-quick hands to bash'],
-                },
+                "interface": COMPACT_INTERFACE,
                 "peers": [
                     {
                         "public_key": KEY_A,
@@ -273,14 +275,7 @@ def test_an_update_keeps_every_key_it_is_not_given_and_drops_peers_not_named():
     sections = wgquick.update(wgquick.parse(COMPACT), *settings)
     text = wgquick.render(sections)
     assert model(wgquick.parse(text)) == {
-        "interface": {
-            "privatekey": [PRIVATE],
-            "listenport": ["51820"],
-            "address": ["10.1.0.1/32"],
-            "table": ["off"],
-            "postup": ['logger "wg0 up" # a comment wg-quick hands to bash'],
-            "mtu": ["1420"],
-        },
+        "interface": {**COMPACT_INTERFACE, "mtu": ["1420"]},
         "peers": [
             {
                 "public_key": KEY_A,
