@@ -99,9 +99,10 @@ def public_key(interface="wg0"):
 
 def public_keys():
     """
-    ``{interface: public key}`` for every interface whose key ``genkey`` made on this node: the
-    mine function. Its answer names the interface, so the model picks the key of the interface
-    the pillar configures (``evpn:wireguard:interface``) and the mine needs no setting of its own.
+    ``{interface: public key}`` for every ``/etc/wireguard/<interface>.key`` (where ``genkey``
+    keeps the keys it makes): the mine function. Its answer names the interface, so the model
+    picks the key of the interface the pillar configures (``evpn:wireguard:interface``) and the
+    mine needs no setting of its own.
 
     CLI Example:
 
