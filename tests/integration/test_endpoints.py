@@ -21,6 +21,7 @@ from support.federation import REPO
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 TAG = "evpn/endpoint/changed"
+SETTLE = 60  # seconds: a moved node's minion reconnects in about ten (tcp_keepalive in the lab)
 # minion id: (site, public address, endpoint name, WireGuard address)
 NODES = {
     "pve-roz1": ("roz", "203.0.113.11", "roz.example.net", "10.1.0.1"),
@@ -40,8 +41,30 @@ def endpoints_lab(tmp_path_factory):
         steps = next(iter(lab["master"].run("state.orchestrate", "orch.evpn")["data"].values()))
         assert all(s["result"] is True for s in steps.values()), {k: s["comment"] for k, s in steps.items()}
         lab["keys"] = {m: n.run("wg", "show", "wg0", "public-key").stdout.strip() for m, n in lab["nodes"].items()}
-        time.sleep(3)  # every beacon has made its first check (its baseline)
         yield lab
+
+
+def _beacon_answers(lab, minion_id):
+    """The names a node's beacon has a last answer for (its baseline, in the minion's cache)."""
+    path = lab["state"] / f"salt-minion-{minion_id}" / "var" / "cache" / "salt" / "minion" / "evpn_endpoint.json"
+    try:
+        return set(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return set()
+
+
+@pytest.fixture
+def lab(endpoints_lab):
+    """The lab as every test starts from it: every minion answers the master (a node that moved
+    has reconnected), every beacon has its baseline answers, the master's bus is quiet."""
+    endpoints_lab["master"].wait_for([*NODES, "backup-server"], timeout=SETTLE)
+    names = {name for _, _, name, _ in NODES.values()}
+    deadline = time.monotonic() + SETTLE
+    while not all(names <= _beacon_answers(endpoints_lab, m) for m in NODES):
+        assert time.monotonic() < deadline, f"a beacon has no answers after {SETTLE} s"
+        time.sleep(0.2)
+    _quiet(endpoints_lab)
+    return endpoints_lab
 
 
 def _endpoints(lab):
@@ -93,8 +116,8 @@ def _quiet(lab, seconds=2.0, timeout=30):
     raise AssertionError("the master's event bus did not go quiet")
 
 
-def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
-    lab, master = endpoints_lab, endpoints_lab["master"]
+def test_forged_and_malformed_events_change_no_endpoint(lab):
+    master = lab["master"]
     before, offset = _endpoints(lab), lab["events"].stat().st_size
     forged = [
         ("backup-server", {"id": "pve-roz1", "names": ["wro.dyndns.example.org"]}),  # not a node
@@ -122,9 +145,8 @@ def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
     assert set(master.salt("*", "test.ping")) == {*NODES, "backup-server"}, "the master stopped answering"
 
 
-def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
+def test_a_burst_of_events_gives_at_most_two_refreshes(lab):
     """50 events sent as the beacon sends them (through the minion daemon), within milliseconds."""
-    lab = endpoints_lab
     config_dir = lab["state"] / "salt-minion-pve-wro1"
     burst = (
         "import salt.config, salt.utils.event, sys\n"
@@ -145,8 +167,7 @@ def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
     assert all(d["return"]["changed"] == {} for d in returns), "a refresh moved an endpoint nobody moved"
 
 
-def test_every_peer_follows_a_moved_node(endpoints_lab):
-    lab = endpoints_lab
+def test_every_peer_follows_a_moved_node(lab):
     records = {name: public for _, public, name, _ in NODES.values()}
     offset = lab["events"].stat().st_size
     lab["nodes"]["pve-wro1"].move("198.51.100.12", "198.51.100.1")
