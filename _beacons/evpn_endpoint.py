@@ -12,8 +12,12 @@ Every ``interval`` seconds the beacon resolves every endpoint name of the federa
   ``event.send`` and not as a beacon return: the master authenticates the sender of such an
   event (``data['id']``), while a beacon's return can claim any minion id.
 
-Nothing fires on the first check (there is no earlier answer), on unchanged answers, or when a
-name does not resolve (a transient failure is not a change; the last good answer is kept). The
+A name's answer is the set of its addresses (``wireguard.addresses``, the resolution the
+WireGuard state and ``wireguard.refresh_endpoints`` use too), so a round-robin reply in another
+order is no change. Nothing fires on the first check (there is no earlier answer), on unchanged
+answers, or when a name does not resolve (a transient failure is not a change; the last good
+answer is kept). When re-pointing fails (a persisted configuration wg-quick would refuse, say),
+the beacon goes on and logs the problem once, not at every check. The
 last answers are kept in the minion's cache folder, so a change that happens while the minion
 restarts or reloads its beacons (a pillar refresh does) is still seen. The
 beacon does nothing on a minion that is not a node of the federation, or before the node's
@@ -32,10 +36,9 @@ Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
 import json
 import logging
 import os
-import socket
 
 import salt.utils.beacons
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from salt.exceptions import SaltException, SaltInvocationError
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +60,29 @@ def validate(config):
     return True, "Valid beacon configuration"
 
 
-def _addresses(name):
-    """The sorted addresses a name resolves to now, or None when it does not resolve."""
-    try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)})
-    except OSError:
-        return None
-
-
 def _resolve(names):
     """Every name, one after the other, in this thread. Not in a thread pool: the minion forks
     its jobs from this process, and a fork while another thread is inside the resolver leaves
     the job with the resolver's lock held for ever (seen: a state job that never returned)."""
-    return {name: _addresses(name) for name in names}
+    return {name: __salt__["wireguard.addresses"](name) for name in names}
+
+
+_last_problem = {"refresh": None}  # what was logged last: a lasting problem is logged once
+
+
+def _refreshed(interface, force):
+    """Re-point this node's peers; a failure is logged (once while it lasts), never raised."""
+    try:
+        refreshed = __salt__["wireguard.refresh_endpoints"](interface, force=force)
+    except SaltException as err:
+        problem = f"evpn_endpoint: re-pointing the peers of {interface} failed: {err}"
+        log.log(logging.DEBUG if problem == _last_problem["refresh"] else logging.WARNING, problem)
+        _last_problem["refresh"] = problem
+        return
+    if _last_problem["refresh"]:
+        log.warning("evpn_endpoint: re-pointing the peers of %s works again", interface)
+        _last_problem["refresh"] = None
+    log.info("evpn_endpoint: re-pointed %s", refreshed["changed"] or "nothing")
 
 
 def _answers_path():
@@ -112,10 +125,6 @@ def beacon(config):
     if not changed:
         return []
     log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))
-    try:
-        refreshed = salt["wireguard.refresh_endpoints"](interface, force=own_name in changed)
-        log.info("evpn_endpoint: re-pointed %s", refreshed["changed"] or "nothing")
-    except CommandExecutionError as err:
-        log.warning("evpn_endpoint: refreshing %s failed: %s", interface, err)
+    _refreshed(interface, force=own_name in changed)
     salt["event.send"](TAG, {"names": changed})
     return []

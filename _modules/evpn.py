@@ -1078,3 +1078,110 @@ def firewall(site=None, federation=None):
         options["enable"] = _flag(site_conf["firewall"]["enable"])
     absent_rules = [] if management else [RULE_MANAGEMENT]  # ours, but not wanted now
     return {"ipsets": ipsets, "groups": groups, "rules": rules, "absent_rules": absent_rules, "options": options}
+
+
+# --------------------------------------------------------------------------------------------
+# Ready for the SLS files: each function returns what one SLS file maps to its states.
+# --------------------------------------------------------------------------------------------
+
+
+def wireguard_interface(public_keys=None, minion_id=None, federation=None):
+    """
+    A node's WireGuard interface as ``wireguard.interface_present`` takes it: ``interface``,
+    ``address`` (with its host prefix, ``/32`` or ``/128``), ``port``, ``mtu`` and ``peers``
+    (every other node, sorted by minion id: ``name``, ``public_key``, ``allowed_ips``,
+    ``endpoint`` as ``host:port``, ``keepalive``).
+
+    public_keys
+        The mine's answer for ``wireguard_public_keys`` (``wireguard.public_keys`` on every
+        node): ``{minion id: {interface: public key}}``. A peer whose key for
+        ``evpn:wireguard:interface`` is not there has ``public_key`` None (the state leaves it
+        out until a later run).
+
+    minion_id
+        The node; default: this minion.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.wireguard_interface
+    """
+    config_ = _valid_config(federation)
+    this = node(minion_id, federation)
+    interface = config_["wireguard"]["interface"]
+    address = ipaddress.ip_address(this["address"])
+
+    def key_of(peer_id):
+        published = (public_keys or {}).get(peer_id)
+        return published.get(interface) if isinstance(published, dict) else None
+
+    return {
+        "interface": interface,
+        "address": f"{address}/{address.max_prefixlen}",
+        "port": config_["wireguard"]["port"],
+        "mtu": config_["wireguard"]["mtu"],
+        "peers": [
+            {
+                "name": peer["name"],
+                "public_key": key_of(peer["name"]),
+                "allowed_ips": peer["allowed_ips"],
+                "endpoint": peer["endpoint"],
+                "keepalive": peer["keepalive"],
+            }
+            for peer in wireguard_peers(this["id"], federation)
+        ],
+    }
+
+
+def sdn_keep(site=None, federation=None):
+    """
+    What ``pvesdn.zone_pruned`` keeps in the zone: ``{vnet id: [subnet ids]}`` for every vnet of
+    ``evpn.sdn`` (the site's own and the stretched ones).
+
+    site
+        The site; default: this minion's site.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.sdn_keep
+    """
+    objects = sdn(site, federation)
+    keep = {vnet_id: [] for vnet_id in objects["vnets"]}
+    for subnet_id, subnet in sorted(objects["subnets"].items()):
+        keep[subnet["vnet"]].append(subnet_id)
+    return keep
+
+
+def sysctl_settings(interfaces):
+    """
+    The kernel parameters every node gets, in sysctl's notation (an interface name with a dot is
+    written with a slash): forwarding, netfilter on bridged traffic, and loose reverse-path
+    filtering (traffic through exit nodes is asymmetric) on ``all``, ``default`` and each of
+    ``interfaces``; the kernel uses the higher of ``all`` and an interface's own value.
+
+    interfaces
+        The interfaces the node has now (the names under ``/proc/sys/net/ipv4/conf``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.sysctl_settings '[all, default, lo, vmbr0]'
+    """
+    settings = {
+        "net.ipv4.ip_forward": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+    }
+    for interface in {"all", "default", *interfaces} - {".", ".."}:
+        settings[f"net.ipv4.conf.{interface.replace('.', '/')}.rp_filter"] = 0
+    return dict(sorted(settings.items()))

@@ -3,8 +3,12 @@ WireGuard on this node, through ``wg`` and ``ip``.
 
 The private key is made on the node (``/etc/wireguard/<interface>.key``, mode 0600) and never
 leaves it: no function returns it, and the configurations handed to ``wg`` go through files of
-mode 0600, never through arguments, logs or return values. Only the public key is published
-(``wireguard.public_key`` is the mine function).
+mode 0600, never through arguments, logs or return values. Only public keys are published
+(``wireguard.public_keys`` is the mine function).
+
+The persisted configuration is read and written with one wg-quick parser (``_utils/wgquick.py``):
+a file in any layout wg-quick accepts is understood, what this module does not manage in it is
+kept, and a file wg-quick would refuse is an error naming the file and the line.
 
 CLI Example:
 
@@ -17,7 +21,6 @@ CLI Example:
 import json
 import os
 import pathlib
-import socket
 import tempfile
 
 import salt.utils.path
@@ -67,17 +70,20 @@ def genkey(interface="wg0"):
     """
     path = _key_path(interface)
     if not path.exists():
-        CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         private = _run(["wg", "genkey"])
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(private + "\n")
+        try:
+            CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(private + "\n")
+        except OSError as err:
+            raise CommandExecutionError(f"{path}: {err.strerror}") from None
     return public_key(interface)
 
 
 def public_key(interface="wg0"):
     """
-    The interface's public key, or None before ``genkey`` (the mine function).
+    The interface's public key, or None before ``genkey``.
 
     CLI Example:
 
@@ -89,6 +95,24 @@ def public_key(interface="wg0"):
     if not path.exists():
         return None
     return _run(["wg", "pubkey"], stdin=path.read_text()).strip()
+
+
+def public_keys():
+    """
+    ``{interface: public key}`` for every ``/etc/wireguard/<interface>.key`` (where ``genkey``
+    keeps the keys it makes): the mine function. Its answer names the interface, so the model
+    picks the key of the interface the pillar configures (``evpn:wireguard:interface``) and the
+    mine needs no setting of its own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.public_keys
+    """
+    if not CONFIG_DIR.is_dir():
+        return {}
+    return {path.stem: public_key(path.stem) for path in sorted(CONFIG_DIR.glob("*.key"))}
 
 
 def show(interface="wg0"):
@@ -132,42 +156,84 @@ def show(interface="wg0"):
     }
 
 
-def _render(interface, port, peers, address=None, mtu=None):
+def _private_key(interface):
+    try:
+        return _key_path(interface).read_text().strip()
+    except OSError as err:
+        raise CommandExecutionError(f"{_key_path(interface)}: {err.strerror} (wireguard.genkey makes it)") from None
+
+
+def _sections(interface):
+    """The persisted configuration, parsed (wgquick); [] when there is none. A file that
+    wg-quick would refuse is an error naming the file and the line."""
+    path = _config_path(interface)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise CommandExecutionError(f"{path}: {err.strerror}") from None
+    try:
+        return __utils__["wgquick.parse"](text)
+    except ValueError as err:
+        raise CommandExecutionError(f"{path}: {err}") from None
+
+
+def _configuration(interface, port, peers, address=None, mtu=None):
     """
-    A configuration in wg(8) form (``address``/``mtu`` None) or wg-quick form. ``peers`` are
-    dicts with ``public_key``, ``allowed_ips``, ``endpoint`` (may be None), ``keepalive`` and
-    ``name`` and ``endpoint_name`` (the configured ``host:port``), kept as a comment that
-    ``configured_peers`` reads back. The private key is read from the key file here and only
-    ever written to files of mode 0600.
+    The configuration in wgquick's form: the persisted file with this port, address, MTU and
+    exactly these peers (dicts with ``public_key``, ``allowed_ips``, ``endpoint`` (may be
+    None), ``keepalive``, and ``name`` and ``endpoint_name``, the configured ``host:port``, kept
+    as a comment that ``configured_peers`` reads back). Whatever else the file holds (wg-quick
+    keys such as ``PostUp`` or ``Table``, ``FwMark``, a peer's ``PresharedKey``, comments) is
+    kept. The private key is read from the key file and only ever written to files of mode 0600.
     """
-    head = ["[Interface]"]
-    head += [f"Address = {address}"] if address else []
-    head += [f"MTU = {mtu}"] if mtu else []
-    head += [f"ListenPort = {port}", f"PrivateKey = {_key_path(interface).read_text().strip()}"]
-    blocks = ["\n".join(head)]
+    settings = []
     for peer in peers:
         comment = " at ".join(filter(None, (peer.get("name"), peer.get("endpoint_name"))))
-        block = [f"# {comment}"] if comment else []
-        block += ["[Peer]", f"PublicKey = {peer['public_key']}", f"AllowedIPs = {', '.join(peer['allowed_ips'])}"]
-        block += [f"Endpoint = {peer['endpoint']}"] if peer.get("endpoint") else []
-        block += [f"PersistentKeepalive = {peer['keepalive']}"] if peer.get("keepalive") else []
-        blocks.append("\n".join(block))
-    return "\n\n".join(blocks) + "\n"
+        settings.append(
+            {
+                "comments": [f"# {comment}"] if comment else None,
+                "settings": {
+                    "PublicKey": peer["public_key"],
+                    "AllowedIPs": ", ".join(peer["allowed_ips"]),
+                    "Endpoint": peer.get("endpoint"),
+                    "PersistentKeepalive": peer.get("keepalive") or None,
+                },
+            }
+        )
+    interface_settings = {"Address": address, "MTU": mtu, "ListenPort": port, "PrivateKey": _private_key(interface)}
+    return __utils__["wgquick.update"](_sections(interface), interface_settings, settings)
 
 
 def _private_file(text):
     """A new file of mode 0600 beside the key holding ``text``; returns its path."""
-    CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=CONFIG_DIR, prefix=".tmp-")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    try:
+        CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=CONFIG_DIR, prefix=".tmp-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    except OSError as err:
+        raise CommandExecutionError(f"{CONFIG_DIR}: {err.strerror}") from None
     return name
+
+
+def _write_config(interface, text):
+    path = _config_path(interface)
+    temporary = _private_file(text)
+    try:
+        os.replace(temporary, path)
+    except OSError as err:
+        os.unlink(temporary)
+        raise CommandExecutionError(f"{path}: {err.strerror}") from None
 
 
 def syncconf(interface, port, peers):
     """
     Make the live interface hold exactly this port and these peers with one ``wg syncconf``:
-    only what differs changes, established sessions are kept, nothing is restarted.
+    only what differs changes, established sessions are kept, nothing is restarted. What the
+    persisted file adds for wg (``FwMark``, a kept peer's ``PresharedKey``) goes live too, as
+    wg-quick would set it at boot.
 
     CLI Example:
 
@@ -175,7 +241,8 @@ def syncconf(interface, port, peers):
 
         salt-call wireguard.syncconf wg0 51820 '[]'
     """
-    path = _private_file(_render(interface, port, peers))
+    utils = __utils__
+    path = _private_file(utils["wgquick.render"](utils["wgquick.strip"](_configuration(interface, port, peers))))
     try:
         _run(["wg", "syncconf", interface, path])
     finally:
@@ -185,8 +252,9 @@ def syncconf(interface, port, peers):
 def persist(interface, port, peers, address, mtu, test=False):
     """
     Make ``/etc/wireguard/<interface>.conf`` (wg-quick form, mode 0600) hold this configuration,
-    so the tunnel comes back after a reboot. Returns whether the file changed (or would, with
-    ``test``); its content, which holds the private key, is never returned.
+    so the tunnel comes back after a reboot; what else the file holds is kept (see
+    ``syncconf``). Returns whether the file changed (or would, with ``test``); its content,
+    which holds the private key, is never returned.
 
     CLI Example:
 
@@ -194,12 +262,12 @@ def persist(interface, port, peers, address, mtu, test=False):
 
         salt-call wireguard.persist wg0 51820 '[]' 10.1.0.1/32 1420 test=True
     """
-    text = _render(interface, port, peers, address=address, mtu=mtu)
+    text = __utils__["wgquick.render"](_configuration(interface, port, peers, address=address, mtu=mtu))
     path = _config_path(interface)
     if path.exists() and path.read_text() == text:
         return False
     if not test:
-        os.replace(_private_file(text), path)
+        _write_config(interface, text)
     return True
 
 
@@ -282,41 +350,12 @@ def configure_link(interface, address, mtu, remove_addresses=(), add_routes=(), 
     _run(["ip", "-batch", "-"], stdin="\n".join(commands) + "\n")
 
 
-def remove_peer(interface, peer_public_key):
-    """
-    Remove a peer, live and from the persisted configuration.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call wireguard.remove_peer wg0 <public key>
-    """
-    _run(["wg", "set", interface, "peer", peer_public_key, "remove"])
-    path = _config_path(interface)
-    if path.exists():
-        blocks = path.read_text().rstrip("\n").split("\n\n")
-        kept = [b for b in blocks if f"PublicKey = {peer_public_key}" not in b.splitlines()]
-        os.replace(_private_file("\n\n".join(kept) + "\n"), path)
-
-
-def set_peer_endpoint(interface, peer_public_key, endpoint):
-    """
-    Point one peer at a new endpoint (``host:port``), live.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call wireguard.set_peer_endpoint wg0 <public key> 198.51.100.12:51820
-    """
-    _run(["wg", "set", interface, "peer", peer_public_key, "endpoint", endpoint])
-
-
 def resolve(endpoint_name):
     """
     ``host:port`` (``[v6]:port`` too) with the host resolved now, as WireGuard takes it, or None
-    when the name does not resolve.
+    when the name does not resolve. A name with several addresses gives the first of them,
+    IPv4 first and in numeric order (``wireguard.addresses``), so the answer does not change
+    with the order of a round-robin reply.
 
     CLI Example:
 
@@ -324,20 +363,29 @@ def resolve(endpoint_name):
 
         salt-call wireguard.resolve wro.example.net:51820
     """
-    host, _, port = endpoint_name.rpartition(":")
-    try:
-        info = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_DGRAM)
-    except OSError:
-        return None
-    address = info[0][4][0]
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return __utils__["endpoints.resolve"](endpoint_name)
+
+
+def addresses(host):
+    """
+    The addresses ``host`` resolves to now, IPv4 first and in numeric order, or None when it
+    does not resolve: what ``resolve`` picks from, and what the endpoint beacon watches.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.addresses wro.example.net
+    """
+    return __utils__["endpoints.addresses"](host)
 
 
 def configured_peers(interface="wg0"):
     """
     The peers of the persisted configuration: ``[{"name", "public_key", "endpoint_name",
     "endpoint"}]`` (``endpoint_name`` is the configured ``host:port``, ``endpoint`` what it
-    resolved to when written); empty when nothing is persisted.
+    resolved to when written; both read from the comment ``# <name> at <host:port>`` right
+    before the peer); empty when nothing is persisted.
 
     CLI Example:
 
@@ -345,39 +393,33 @@ def configured_peers(interface="wg0"):
 
         salt-call wireguard.configured_peers
     """
-    path = _config_path(interface)
-    if not path.exists():
-        return []
+    utils = __utils__
     peers = []
-    for block in path.read_text().rstrip("\n").split("\n\n")[1:]:
-        lines = block.splitlines()
-        fields = dict(line.split(" = ", 1) for line in lines if " = " in line and not line.startswith("#"))
-        comment = next((line[2:] for line in lines if line.startswith("# ")), "")
+    for section in utils["wgquick.peers"](_sections(interface)):
+        comment = section["comments"][-1].lstrip("#").strip() if section["comments"] else ""
         name, _, endpoint_name = comment.partition(" at ")
         peers.append(
             {
                 "name": name or None,
-                "public_key": fields["PublicKey"],
+                "public_key": utils["wgquick.public_key"](section),
                 "endpoint_name": endpoint_name or None,
-                "endpoint": fields.get("Endpoint"),
+                "endpoint": utils["wgquick.value"](section, "Endpoint"),
             }
         )
     return peers
 
 
 def _persist_endpoints(interface, endpoints):
-    """Rewrite the Endpoint lines of these peers ({public key: endpoint}) in the persisted file."""
-    path = _config_path(interface)
-    blocks = path.read_text().rstrip("\n").split("\n\n")
-    for index, block in enumerate(blocks):
-        lines = block.splitlines()
-        key = next((line.split(" = ", 1)[1] for line in lines if line.startswith("PublicKey = ")), None)
-        if key in endpoints:  # where _render puts it: after AllowedIPs
-            lines = [line for line in lines if not line.startswith("Endpoint = ")]
-            allowed = next(i for i, line in enumerate(lines) if line.startswith("AllowedIPs = "))
-            lines.insert(allowed + 1, f"Endpoint = {endpoints[key]}")
-            blocks[index] = "\n".join(lines)
-    os.replace(_private_file("\n\n".join(blocks) + "\n"), path)
+    """Set the Endpoint of these peers ({public key: endpoint}) in the persisted file, where
+    the line stands; the rest of the file is written back as it was."""
+    utils = __utils__
+    sections = [
+        utils["wgquick.with_values"](section, {"Endpoint": endpoints[key]})
+        if section["name"] == "Peer" and (key := utils["wgquick.public_key"](section)) in endpoints
+        else section
+        for section in _sections(interface)
+    ]
+    _write_config(interface, utils["wgquick.render"](sections))
 
 
 def refresh_endpoints(interface="wg0", force=False, test=False):

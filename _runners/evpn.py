@@ -1,9 +1,9 @@
 """
 The federation seen from the master.
 
-The federation model is the ``evpn`` execution module, synced to the master with
-``salt-run saltutil.sync_modules`` (orch.evpn does it); the pillar is the one the master
-rendered for the minion in question, from the master's cache (no rendering per event).
+The federation model is the ``evpn`` execution module, which the master loads from the checkout
+(``module_dirs`` in etc/master); the pillar is the one the master rendered for the minion in
+question, from the master's cache (no rendering per event).
 
 CLI Example:
 
@@ -35,7 +35,7 @@ def _model():
     functions = salt.loader.minion_mods(__opts__, whitelist=["evpn"])
     if "evpn.members" not in functions:
         raise CommandExecutionError(
-            "the evpn execution module is not on the master: run salt-run saltutil.sync_modules"
+            "the evpn execution module is not on the master: add the checkout to module_dirs (etc/master)"
         )
     return functions
 

@@ -15,9 +15,8 @@ differ. Keys use sysctl's notation: an interface name with a dot is written with
             net.ipv4.conf.all.rp_filter: 0
 """
 
-import os
-
-from salt.exceptions import CommandExecutionError
+import salt.utils.atomicfile
+from salt.exceptions import SaltException
 
 __virtualname__ = "sysctld"
 
@@ -32,14 +31,28 @@ def _content(settings):
     return "".join(f"{key} = {settings[key]}\n" for key in sorted(settings))
 
 
+def _read(name):
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
 def managed(name, settings):
     """
     The file ``name`` holds exactly ``settings`` ({key: value}) and the running kernel has them.
     A key the kernel does not have (its module not loaded) fails the state, naming the key.
+    Every change is computed first; when setting a value or writing the file fails, the
+    changes made before are reported.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    salt = __salt__
-    live = salt["sysctl.show"]()
+    try:
+        live = __salt__["sysctl.show"]()
+        current = _read(name)
+    except (SaltException, OSError) as err:
+        ret.update(result=False, comment=f"Nothing was changed: {err}")
+        return ret
     missing = sorted(key for key in settings if key not in live)
     if missing and not __opts__["test"]:
         ret.update(result=False, comment=f"The kernel has no {', '.join(missing)} (is its module loaded?)")
@@ -49,28 +62,30 @@ def managed(name, settings):
         for key, value in sorted(settings.items())
         if str(live.get(key)) != str(value)
     }
-    current = None
-    if os.path.exists(name):
-        with open(name, encoding="utf-8") as handle:
-            current = handle.read()
+    changes = {}
     if differing:
-        ret["changes"]["live"] = differing
+        changes["live"] = differing
     if current != _content(settings):
-        ret["changes"]["file"] = "created" if current is None else "updated"
-    if not ret["changes"]:
+        changes["file"] = "created" if current is None else "updated"
+    if not changes:
         ret["comment"] = f"{len(settings)} kernel parameters are set and persisted in {name}"
         return ret
+    ret["changes"] = changes
     if __opts__["test"]:
         ret.update(result=None, comment=f"Kernel parameters would be set and persisted in {name}")
         return ret
+    done = {}
     try:
         for key, change in differing.items():
-            salt["sysctl.assign"](key, change["new"])
-    except CommandExecutionError as err:
-        ret.update(result=False, comment=str(err))
+            __salt__["sysctl.assign"](key, change["new"])
+            done.setdefault("live", {})[key] = change
+        if "file" in changes:
+            with salt.utils.atomicfile.atomic_open(name, "w") as handle:
+                handle.write(_content(settings))
+            done["file"] = changes["file"]
+    except (SaltException, OSError) as err:
+        made = "" if done else "; nothing was changed"
+        ret.update(result=False, changes=done, comment=f"Setting the kernel parameters of {name} failed: {err}{made}")
         return ret
-    if "file" in ret["changes"]:
-        with open(name, "w", encoding="utf-8") as handle:
-            handle.write(_content(settings))
     ret["comment"] = f"Kernel parameters set and persisted in {name}"
     return ret

@@ -2,11 +2,14 @@
 A WireGuard interface and its peers, converged live without a restart.
 
 ``interface_present`` computes every change first (key, interface, address, MTU, port, peers,
-routes, the persisted wg-quick file) and in test mode reports them without acting. Peers change
-with one ``wg syncconf``, so established sessions are kept. A peer is left out, and named in the
-comment, while its public key is not in the mine yet or its endpoint name does not resolve: the
-interface never goes down for it, and the next run picks it up. An existing peer keeps the
-endpoint WireGuard has roamed to. No change or comment ever holds the private key.
+routes, the persisted wg-quick file) and in test mode reports them without acting; then it acts
+step by step, and when a step fails it reports the changes the steps before it made. Peers
+change with one ``wg syncconf``, so established sessions are kept; a peer that is not in
+``peers`` is removed, live and from the file. A peer is left out, and named in the comment, while
+its public key is not in the mine yet or its endpoint name does not resolve: the interface never
+goes down for it, and the next run picks it up; a peer the mine has no key for while the
+persisted file has one keeps that key. An existing peer keeps the endpoint WireGuard has roamed
+to. No change or comment ever holds the private key.
 
 .. code-block:: yaml
 
@@ -17,12 +20,12 @@ endpoint WireGuard has roamed to. No change or comment ever holds the private ke
         - mtu: 1420
         - peers:
           - {name: pve-wro1, public_key: ..., allowed_ips: [10.2.0.1/32],
-             endpoint_host: wro.example.net, endpoint_port: 51820, keepalive: 25}
+             endpoint: wro.example.net:51820, keepalive: 25}
 """
 
 import time
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import SaltException
 
 __virtualname__ = "wireguard"
 
@@ -41,31 +44,30 @@ def _without_wg(ret, what):
     return ret
 
 
-def _endpoint_name(host, port):
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _wanted_peers(peers, live_peers, resolve):
+def _wanted_peers(peers, live_peers, persisted_keys):
     """
-    (peers for the live interface, the same for the persisted file, skipped descriptions). Live,
-    a configured peer keeps the endpoint WireGuard roamed to; the file holds the endpoint
-    resolved from the pillar, so roaming alone changes nothing.
+    (peers for the live interface, the same for the persisted file, skipped descriptions). A
+    peer whose key the mine does not give (yet, or any more: a mine that lost its data) keeps
+    the key persisted for its name, so a tunnel that is up stays up. Live, a configured peer
+    keeps the endpoint WireGuard roamed to; the file holds the endpoint resolved from the
+    pillar, so roaming alone changes nothing.
     """
     live_config, persisted, skipped = [], [], []
     for peer in peers:
-        if not peer.get("public_key"):
+        key = peer.get("public_key") or persisted_keys.get(peer["name"])
+        if not key:
             skipped.append(f"{peer['name']} (no public key in the mine yet)")
             continue
-        roamed = (live_peers.get(peer["public_key"]) or {}).get("endpoint")
-        endpoint_name = _endpoint_name(peer["endpoint_host"], peer["endpoint_port"])
-        resolved = resolve(endpoint_name)
+        roamed = (live_peers.get(key) or {}).get("endpoint")
+        resolved = __salt__["wireguard.resolve"](peer["endpoint"])
         if not (roamed or resolved):
-            skipped.append(f"{peer['name']} ({peer['endpoint_host']} does not resolve)")
+            host, _ = __utils__["endpoints.split"](peer["endpoint"])
+            skipped.append(f"{peer['name']} ({host} does not resolve)")
             continue
         common = {
             "name": peer["name"],
-            "public_key": peer["public_key"],
-            "endpoint_name": endpoint_name,
+            "public_key": key,
+            "endpoint_name": peer["endpoint"],
             "allowed_ips": sorted(peer["allowed_ips"]),
             "keepalive": peer.get("keepalive", 0),
         }
@@ -94,112 +96,120 @@ def _peer_changes(wanted, live_peers):
     return changes
 
 
+def _plan(name, address, port, mtu, peers):
+    """
+    What ``interface_present`` would change, computed without touching anything: (changes,
+    steps, skipped peers). ``steps`` are (description, the change keys it makes, action) in the
+    order they must run.
+    """
+    salt = __salt__
+    changes = {}
+    has_key = salt["wireguard.public_key"](name) is not None
+    if not has_key:
+        changes["private_key"] = "generated"
+    current = salt["wireguard.link"](name)
+    if current is None:
+        changes["interface"] = "created"
+    live = salt["wireguard.show"](name) if current is not None else None
+    live_peers = live["peers"] if live else {}
+    persisted_keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name) if p["name"]}
+    wanted, persisted, skipped = _wanted_peers(peers, live_peers, persisted_keys)
+
+    addresses = current["addresses"] if current else []
+    if addresses != [address]:
+        changes["address"] = {"old": addresses, "new": address}
+    if current is None or current["mtu"] != mtu:
+        changes["mtu"] = {"old": current and current["mtu"], "new": mtu}
+    if current is None or not current["up"]:
+        changes["up"] = True
+    if live is None or live["listen_port"] != port:
+        changes["listen_port"] = {"old": live and live["listen_port"], "new": port}
+    peer_changes = _peer_changes(wanted, live_peers)
+    if peer_changes:
+        changes["peers"] = peer_changes
+
+    wanted_routes = sorted({ip for p in wanted for ip in p["allowed_ips"]})
+    live_routes = salt["wireguard.routes"](name) if current is not None else []
+    routes = {
+        k: v
+        for k, v in (
+            ("added", [r for r in wanted_routes if r not in live_routes]),
+            ("removed", [r for r in live_routes if r not in wanted_routes]),
+        )
+        if v
+    }
+    if routes:
+        changes["routes"] = routes
+
+    # Without a key the file cannot hold it yet: it is written once the key exists.
+    if not has_key:
+        changes["config_file"] = "written"
+    elif salt["wireguard.persist"](name, port, persisted, address, mtu, test=True):
+        changes["config_file"] = "updated"
+
+    steps = [
+        ("making the private key", ["private_key"], lambda: salt["wireguard.genkey"](name)),
+        ("creating the interface", ["interface"], lambda: salt["wireguard.create"](name)),
+        (
+            "setting the address, MTU and routes",
+            ["address", "mtu", "up", "routes"],
+            lambda: salt["wireguard.configure_link"](
+                name,
+                address,
+                mtu,
+                remove_addresses=[a for a in addresses if a != address],
+                add_routes=routes.get("added", []),
+                remove_routes=routes.get("removed", []),
+            ),
+        ),
+        (
+            "setting the key, port and peers (wg syncconf)",
+            ["private_key", "listen_port", "peers"],
+            lambda: salt["wireguard.syncconf"](name, port, wanted),
+        ),
+        (
+            "persisting the configuration",
+            ["config_file"],
+            lambda: salt["wireguard.persist"](name, port, persisted, address, mtu),
+        ),
+    ]
+    return changes, [step for step in steps if any(key in changes for key in step[1])], skipped
+
+
 def interface_present(name, address, port, mtu, peers):
     """
     The WireGuard interface ``name`` with this address (``a.b.c.d/32``), listen port, MTU and
     exactly these peers (dicts: ``name``, ``public_key`` (None until the mine has it),
-    ``allowed_ips``, ``endpoint_host``, ``endpoint_port``, ``keepalive``), each peer's
-    AllowedIPs routed through it, persisted in ``/etc/wireguard/<name>.conf``.
+    ``allowed_ips``, ``endpoint`` (``host:port``, resolved at run time), ``keepalive``), each
+    peer's AllowedIPs routed through it, persisted in ``/etc/wireguard/<name>.conf``.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    salt = __salt__
-    test = __opts__["test"]
-    if "wireguard.show" not in salt:
+    if "wireguard.show" not in __salt__:
         return _without_wg(ret, f"{name} would be configured with {len(peers)} peers")
     try:
-        changes = {}
-        if salt["wireguard.public_key"](name) is None:
-            changes["private_key"] = "generated"
-            if not test:
-                salt["wireguard.genkey"](name)
-        current = salt["wireguard.link"](name)
-        if current is None:
-            changes["interface"] = "created"
-            if not test:
-                salt["wireguard.create"](name)
-                current = salt["wireguard.link"](name)
-        live = salt["wireguard.show"](name) if current is not None else None
-        live_peers = live["peers"] if live else {}
-        wanted, persisted, skipped = _wanted_peers(peers, live_peers, salt["wireguard.resolve"])
-
-        if current is None or current["addresses"] != [address]:
-            changes["address"] = {"old": current and current["addresses"], "new": address}
-        if current is None or current["mtu"] != mtu:
-            changes["mtu"] = {"old": current and current["mtu"], "new": mtu}
-        if current is None or not current["up"]:
-            changes["up"] = True
-        if live is None or live["listen_port"] != port:
-            changes["listen_port"] = {"old": live and live["listen_port"], "new": port}
-        peer_changes = _peer_changes(wanted, live_peers)
-        if peer_changes:
-            changes["peers"] = peer_changes
-
-        wanted_routes = sorted({ip for p in wanted for ip in p["allowed_ips"]})
-        live_routes = salt["wireguard.routes"](name) if current is not None else []
-        route_changes = {
-            k: v
-            for k, v in (
-                ("added", [r for r in wanted_routes if r not in live_routes]),
-                ("removed", [r for r in live_routes if r not in wanted_routes]),
-            )
-            if v
-        }
-        if route_changes:
-            changes["routes"] = route_changes
-
-        if "private_key" not in changes and salt["wireguard.persist"](name, port, persisted, address, mtu, test=True):
-            changes["config_file"] = "updated"
-        elif "private_key" in changes:
-            changes["config_file"] = "written"
-
-        if test:
-            ret["result"] = None if changes else True
-        elif changes:
-            if "address" in changes or "mtu" in changes or "up" in changes or route_changes:
-                salt["wireguard.configure_link"](
-                    name,
-                    address,
-                    mtu,
-                    remove_addresses=[a for a in current["addresses"] if a != address],
-                    add_routes=route_changes.get("added", []),
-                    remove_routes=route_changes.get("removed", []),
-                )
-            if "listen_port" in changes or peer_changes:
-                salt["wireguard.syncconf"](name, port, wanted)
-            salt["wireguard.persist"](name, port, persisted, address, mtu)
-    except CommandExecutionError as err:
-        ret.update(result=False, comment=str(err))
+        changes, steps, skipped = _plan(name, address, port, mtu, peers)
+    except SaltException as err:
+        ret.update(result=False, comment=f"WireGuard interface {name}: nothing was changed: {err}")
         return ret
-
+    left_out = "; peers left out for now: " + ", ".join(skipped) if skipped else ""
+    if not changes:
+        ret["comment"] = f"WireGuard interface {name} is in the desired state{left_out}"
+        return ret
     ret["changes"] = changes
-    verb = "would be" if test and changes else "was" if changes else "is"
-    ret["comment"] = f"WireGuard interface {name} {verb} {'updated' if changes else 'in the desired state'}"
-    if skipped:
-        ret["comment"] += "; peers left out for now: " + ", ".join(skipped)
-    return ret
-
-
-def peer_absent(name, public_key):
-    """
-    No peer with ``public_key`` on interface ``name``, live and in the persisted file.
-    """
-    ret = {"name": name, "changes": {}, "result": True, "comment": f"{name} has no peer {public_key}"}
-    salt = __salt__
-    if "wireguard.show" not in salt:
-        return _without_wg(ret, f"{name} would have no peer {public_key}")
-    live = salt["wireguard.show"](name)
-    if not live or public_key not in live["peers"]:
-        return ret
-    ret["changes"] = {"removed": public_key}
     if __opts__["test"]:
-        ret.update(result=None, comment=f"Peer {public_key} would be removed from {name}")
+        ret.update(result=None, comment=f"WireGuard interface {name} would be updated{left_out}")
         return ret
-    try:
-        salt["wireguard.remove_peer"](name, public_key)
-    except CommandExecutionError as err:
-        ret.update(result=False, changes={}, comment=str(err))
-        return ret
-    ret["comment"] = f"Peer {public_key} removed from {name}"
+    done = {}
+    for description, keys, action in steps:
+        try:
+            action()
+        except SaltException as err:
+            made = f"; made before it: {', '.join(done)}" if done else "; nothing was changed"
+            comment = f"WireGuard interface {name}: {description} failed: {err}{made}"
+            ret.update(result=False, changes=done, comment=comment)
+            return ret
+        done.update({key: changes[key] for key in keys if key in changes})
+    ret["comment"] = f"WireGuard interface {name} was updated{left_out}"
     return ret
 
 
@@ -215,7 +225,11 @@ def handshakes_recent(name, peers, within=180, timeout=60):
     test = __opts__["test"]
     if "wireguard.show" not in salt:
         return _without_wg(ret, f"the handshakes on {name} would be checked")
-    keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name)}
+    try:
+        keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name)}
+    except SaltException as err:
+        ret.update(result=False, comment=f"{name}: {err}")
+        return ret
     deadline = time.monotonic() + (0 if test else timeout)
     while True:
         live = salt["wireguard.show"](name) or {"peers": {}}

@@ -1,5 +1,5 @@
 """
-From a WAN move to every peer re-pointed (DESIGN.md section 8: under 3 s with the beacon at a 1 s
+From a WAN move to every peer re-pointed (docs/architecture.md, Targets: under 3 s with the beacon at a 1 s
 interval), on the lab's default topology with its third site (wro behind a NAT router with a
 dynamic WAN address; roz behind two routers; krk on a public address), converged by orch.evpn.
 The ISP renumbers wro's router and the DNS record follows; the time runs from the DNS update until

@@ -1,5 +1,5 @@
 """
-pvesh calls and time of converging one site's SDN and firewall (DESIGN.md sections 5 and 8): a
+pvesh calls and time of converging one site's SDN and firewall (docs/architecture.md, Targets): a
 site with 20 vnets, its leader's ``state.apply evpn.sdn,evpn.firewall`` run masterless from the
 checkout, the emulator as pvesh with PVESIM_DELAY=1 (real pvesh takes about a second to start),
 PVE 9.1 unless --version says otherwise. Three ways of reading, each through a first converge,

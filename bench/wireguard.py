@@ -1,6 +1,6 @@
 """
-Converging a WireGuard interface with 300 peers (DESIGN.md section 8: one `wg syncconf`, not
-300 calls): one lab node in its own namespaces running wireguard-go, wireguard.interface_present
+Converging a WireGuard interface with 300 peers (docs/architecture.md, Targets: one `wg syncconf`,
+not 300 calls): one lab node in its own namespaces running wireguard-go, wireguard.interface_present
 run inside it by salt-call, first run and no-op run; wall time and the `wg` and `ip` invocations
 (counted by wrappers first on PATH). Needs root, wireguard-go and wireguard-tools.
 """
@@ -53,8 +53,7 @@ def main():
             "name": f"peer{i}",
             "public_key": key,
             "allowed_ips": [f"10.{100 + i // 250}.{i % 250}.1/32"],
-            "endpoint_host": f"198.51.100.{1 + i % 250}",
-            "endpoint_port": 51820,
+            "endpoint": f"198.51.100.{1 + i % 250}:51820",
             "keepalive": 25,
         }
         for i, key in enumerate(public_keys(args.peers))

@@ -2,15 +2,26 @@
 What pve-network generates on a node when the SDN configuration is applied, for EVPN zones with
 an EVPN controller: ``/etc/network/interfaces.d/sdn`` and ``/etc/frr/frr.conf`` (pve-network's
 own golden files in tests/data are the reference). Pure functions of the running configuration
-(``.running-config``) and the node's own facts: its name, its address among the controller's
-peers (the VTEP address), and the interface and address of its default route (for SNAT).
+(``.running-config``) and the node's own facts (``node_facts``): its name, its VTEP address and
+the interface and address it sends to the internet from (for SNAT), both chosen as pve-network
+chooses them (``local_address``, ``route_get``).
+
+pve-network as each emulated PVE version ships it, read in proxmox/pve-network: 9.1 ships 1.3.0
+(commit 59b85b7), 8.4 ships 0.11.x (0.11.3, commit 2e32df1 on stable-bookworm; its EVPN test
+cases are the same at 0.11.2, 8f4f5d2). Their frr.conf differs in two details only: before
+1.2.5 every vrf stanza starts with a ``!`` (so one more ``!`` follows the header's) and the file
+has no newline at its end (added in 3d94496, "sdn: add missing new-line at the end of frr
+config").
 """
 
 import ipaddress
 import json
+import pathlib
+import re
 import subprocess
 
 FRR_VERSIONS = {"9.1": "10.4.1", "8.4": "8.5.2", "7.4": "8.5.2"}
+FRR_LAYOUT_BEFORE_1_2_5 = {"8.4"}  # pve-network 0.11.x; 7.4's 0.7.x is not emulated in this detail
 DEFAULT_MTU = 1450  # pve-network's assumption: VXLAN over a 1500-byte underlay
 UNREACHABLE_METRIC = 4278198272
 LOCAL_ROUTING = {
@@ -66,13 +77,62 @@ def evpn_zones(config, node):
     ]
 
 
-def local_address(config, addresses):
-    """The node's VTEP address: the first controller peer that is one of ``addresses``."""
-    for controller in _ids(config, "controllers").values():
-        for peer in (controller.get("peers") or "").split(","):
-            if peer in addresses:
-                return peer
-    return None
+def _controller_peers(config):
+    controller = next((c for c in _ids(config, "controllers").values() if c.get("type") == "evpn"), {})
+    return [peer for peer in re.split(r"[\s,;]+", controller.get("peers") or "") if peer]
+
+
+def local_address(config, facts):
+    """
+    The node's VTEP address as pve-network chooses it (Zones/Plugin.pm,
+    ``find_local_ip_interface_peers``): the first controller peer, in the controller's order,
+    that is the address of an interface in ``/etc/network/interfaces``; otherwise the source
+    address of the route toward the first peer (``get_local_route_ip``: ``ip route get``),
+    whatever interface that route leaves by. None where there is no such route (``ip route get``
+    fails, and so does PVE's network reload).
+    """
+    peers = _controller_peers(config)
+    configured = set((facts.get("interfaces") or {}).values())
+    for peer in peers:
+        if peer in configured:
+            return peer
+    route = route_get(facts, peers[0]) if peers else None
+    return route and route[0]
+
+
+def route_get(facts, target):
+    """
+    What ``ip route get <target>`` answers on the node, the (source address, device) that
+    pve-network's ``get_local_route_ip`` reads, from the node's recorded links and main IPv4
+    routing table (``node_facts``), as the kernel picks them: a local address is reached
+    through ``lo`` from itself; otherwise the most specific route (then the lowest metric), its
+    ``src`` if it has one, else the first primary address on its device (one in the gateway's
+    network first), else the first on any device. None where no route matches or it is
+    unreachable, blackhole or prohibit.
+    """
+    target = ipaddress.ip_address(target)
+    if str(target) in (facts.get("local") or []):
+        return str(target), "lo"
+    best = None
+    for route in facts.get("routes") or []:
+        dst = route.get("dst", "")
+        network = ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst, strict=False)
+        if network.version == target.version and target in network:
+            rank = (network.prefixlen, -route.get("metric", 0))
+            if best is None or rank > best[0]:
+                best = (rank, route)
+    if best is None or best[1].get("type", "unicast") != "unicast":
+        return None
+    route = best[1]
+    if route.get("prefsrc"):
+        return route["prefsrc"], route["dev"]
+    links = facts.get("links") or {}
+    own = [ipaddress.ip_interface(cidr) for cidr in links.get(route["dev"], [])]
+    gateway = ipaddress.ip_address(route["gateway"]) if route.get("gateway") else None
+    matching = [address for address in own if gateway is not None and gateway in address.network]
+    anywhere = [ipaddress.ip_interface(cidr) for cidrs in links.values() for cidr in cidrs]
+    chosen = (matching or own or anywhere or [None])[0]
+    return (str(chosen.ip), route["dev"]) if chosen else None
 
 
 # --- /etc/network/interfaces.d/sdn --------------------------------------------------------------
@@ -182,7 +242,8 @@ def _route_map(name, entries):
 
 
 def frr_config(config, node, local_ip, pve_version="9.1"):
-    """The node's ``/etc/frr/frr.conf`` for its EVPN zones (without a frr.conf.local)."""
+    """The node's ``/etc/frr/frr.conf`` for its EVPN zones (without a frr.conf.local), as the
+    pve-network of ``pve_version`` writes it."""
     zones = evpn_zones(config, node)
     controller = next(c for c in _ids(config, "controllers").values() if c.get("type") == "evpn")
     asn = controller["asn"]
@@ -195,6 +256,9 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
         "service integrated-vtysh-config",
         "!",
     ]
+    before_1_2_5 = pve_version in FRR_LAYOUT_BEFORE_1_2_5
+    if before_1_2_5 and zones:
+        lines.append("!")  # generate_frr_vrf pushed "!" before each vrf; the first follows the header's
     all_subnets = {subnet_id: zone.name for zone in zones for subnet_id in zone.subnets}
     for zone in zones:
         lines += [f"vrf {zone.vrf}", f" vni {zone.zone['vrf-vxlan']}"]
@@ -265,7 +329,8 @@ def frr_config(config, node, local_ip, pve_version="9.1"):
                 version = ipaddress.ip_interface(cidr).version
                 family = "ipv6" if version == 6 else "ip"
                 lines += [f"{family} route {cidr} {LOCAL_ROUTING[version][2]} xvrf_{zone.name}", "!"]
-    return "\n".join(lines + ["line vty", "!"]) + "\n"
+    text = "\n".join(lines + ["line vty", "!"])
+    return text if before_1_2_5 else text + "\n"
 
 
 # --- the node's own facts, as pve-network reads them -------------------------------------------
@@ -279,16 +344,55 @@ def _ip_json(*args):
         return []
 
 
+def interface_addresses(text):
+    """
+    ``{interface: IPv4 address}`` of an ``/etc/network/interfaces`` as pve-common reads it
+    (PVE::Network::Interfaces, what find_local_ip_interface_peers looks at): the ``address`` of
+    each ``iface`` stanza, the last one if several, without its prefix length; IPv6 addresses
+    are another key there and not looked at; ``source`` lines are not followed.
+    """
+    addresses, interface, family = {}, None, None
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "iface" and len(words) > 1:
+            interface, family = words[1], (words[2] if len(words) > 2 else None)
+        elif words[0] in ("mapping", "auto", "source", "source-directory") or words[0].startswith("allow-"):
+            interface = None
+        elif interface and words[0] == "address" and len(words) > 1:
+            value = words[1]
+            if family != "inet6" and not (family is None and ":" in value):
+                addresses[interface] = value.split("/")[0]
+    return addresses
+
+
 def node_facts():
-    """This node's addresses, and the interface and IPv4 address of its default route."""
+    """
+    What pve-network reads on this node to choose its VTEP and SNAT addresses: the addresses of
+    ``/etc/network/interfaces`` (``interfaces``) and what ``ip route get`` decides with: every
+    local address (``local``), each link's primary global IPv4 addresses in the kernel's order
+    (``links``) and the main IPv4 routing table (``routes``).
+    """
+    try:
+        interfaces = interface_addresses(pathlib.Path("/etc/network/interfaces").read_text())
+    except OSError:
+        interfaces = {}
     links = _ip_json("addr", "show")
-    addresses = sorted({a["local"] for link in links for a in link.get("addr_info", []) if a.get("scope") == "global"})
-    default = next((r for r in _ip_json("route", "show", "default") if r.get("dev")), None)
-    outgoing = None
-    if default:
-        link = next((i for i in links if i.get("ifname") == default["dev"]), {})
-        ipv4 = [
-            a["local"] for a in link.get("addr_info", []) if a.get("family") == "inet" and a.get("scope") == "global"
-        ]
-        outgoing = [default["dev"], ipv4[0]] if ipv4 else None
-    return {"addresses": addresses, "outgoing": outgoing}
+    routes = _ip_json("-4", "route", "show")
+    return {
+        "interfaces": interfaces,
+        "local": sorted({a["local"] for link in links for a in link.get("addr_info", []) if "local" in a}),
+        "links": {
+            link["ifname"]: [
+                f"{a['local']}/{a['prefixlen']}"
+                for a in link.get("addr_info", [])
+                if a.get("family") == "inet" and a.get("scope") == "global" and not a.get("secondary")
+            ]
+            for link in links
+        },
+        "routes": [
+            {key: route[key] for key in ("type", "dst", "gateway", "dev", "prefsrc", "metric") if key in route}
+            for route in routes
+        ],
+    }

@@ -537,11 +537,12 @@ class Sdn:
         config = self.running()
         if not render.evpn_zones(config, node):
             return []
-        facts = self.store.read_json(f"nodes/{node}/network.json", {"addresses": [], "outgoing": None})
-        local_ip = render.local_address(config, set(facts["addresses"]))
+        facts = self.store.read_json(f"nodes/{node}/network.json", {})
+        local_ip = render.local_address(config, facts)
         if local_ip is None:
-            return [f"{node}: none of its addresses is a peer of the EVPN controller, nothing rendered"]
-        outgoing = tuple(facts["outgoing"]) if facts["outgoing"] else None
+            return [f"{node}: no VTEP address (no route toward the first EVPN controller peer), nothing rendered"]
+        route = render.route_get(facts, "8.8.8.8")  # pve-network's probe for the SNAT source
+        outgoing = (route[1], route[0]) if route else None
         self.store.write_text(
             f"nodes/{node}/etc/network/interfaces.d/sdn", render.sdn_interfaces(config, node, local_ip, outgoing)
         )

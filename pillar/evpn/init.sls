@@ -3,13 +3,11 @@
 include:
   - evpn.sites.*
 
-# Each node publishes its WireGuard public key (never the private one) for its peers. The
-# interface is evpn:wireguard:interface; it must be given by keyword (Salt's mine passes a
-# positional argument and the parameter's default both).
+# Each node publishes its WireGuard public keys (never a private one) for its peers, by
+# interface: the model takes the key of evpn:wireguard:interface, so nothing here names it.
 mine_functions:
-  wireguard_public_key:
-    - mine_function: wireguard.public_key
-    - interface: wg0
+  wireguard_public_keys:
+    - mine_function: wireguard.public_keys
 
 # Endpoints that move: every node resolves the federation's endpoint names every `interval`
 # seconds, re-points its own peers when an answer changes, and tells the master, whose reactor

@@ -2,11 +2,11 @@
     cluster-wide): the federation's IP sets, our two security groups, our rules at the top of the
     cluster rules (management access first), and the firewall switched on or off only when the
     pillar says so (evpn.validate refuses "on" without management networks). The user's own
-    rules, groups and IP sets are left as they are. #}
+    rules, groups and IP sets are left as they are. Forward rules are left out by the pvefw
+    states where the cluster's PVE has none (before 8.3). #}
 {%- from tpldir ~ "/map.jinja" import evpn, node with context %}
 {%- if node is not none and node.is_sdn_leader %}
 {%- set firewall = salt['evpn.firewall']() %}
-{%- set prerequisites = [] %}
 {%- for name, ipset in firewall.ipsets | dictsort %}
 
 evpn-firewall-ipset-{{ name }}:
@@ -14,7 +14,6 @@ evpn-firewall-ipset-{{ name }}:
     - name: {{ name }}
     - cidrs: {{ ipset.cidrs | json }}
     - comment: {{ ipset.comment | json }}
-{%- do prerequisites.append({'pvefw': 'evpn-firewall-ipset-' ~ name}) %}
 {%- endfor %}
 {%- for name, group in firewall.groups | dictsort %}
 
@@ -23,10 +22,8 @@ evpn-firewall-group-{{ name }}:
     - name: {{ name }}
     - rules: {{ group.rules | json }}
     - comment: {{ group.comment | json }}
-    - require: {{ prerequisites | json }}
-{%- endfor %}
-{%- for name in firewall.groups | sort %}
-{%- do prerequisites.append({'pvefw': 'evpn-firewall-group-' ~ name}) %}
+    - require:
+      - pvefw: evpn-firewall-ipset-*
 {%- endfor %}
 
 evpn-firewall-rules:
@@ -34,7 +31,9 @@ evpn-firewall-rules:
     - name: cluster
     - rules: {{ firewall.rules | json }}
     - absent: {{ firewall.absent_rules | json }}
-    - require: {{ prerequisites | json }}
+    - require:
+      - pvefw: evpn-firewall-ipset-*
+      - pvefw: evpn-firewall-group-*
 
 {%- if firewall.options %}
 

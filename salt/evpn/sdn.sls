@@ -48,15 +48,11 @@ evpn-sdn-subnet-{{ id }}:
       - pvesdn: evpn-sdn-vnet-{{ params.vnet }}
 {%- do written.append("evpn-sdn-subnet-" ~ id) %}
 {%- endfor %}
-{%- set keep = {} %}
-{%- for id in sdn.vnets %}
-{%- do keep.update({id: sdn.subnets | dictsort | selectattr("1.vnet", "equalto", id) | map(attribute="0") | list}) %}
-{%- endfor %}
 
 evpn-sdn-zone-{{ zone }}-pruned:
   pvesdn.zone_pruned:
     - name: {{ zone }}
-    - keep: {{ keep | json }}
+    - keep: {{ salt['evpn.sdn_keep']() | json }}
     - prune: {{ evpn.prune | json }}
     - require:
 {%- for id in written %}

@@ -3,31 +3,26 @@
     mine has so far) and publishes it to the mine before the WireGuard state runs again with
     every key; then the SDN and firewall of each site (on its leader; the other nodes skip them);
     then every node must see recent handshakes with every peer. A step that fails stops the
-    steps after it. The nodes are the minion ids under evpn:sites:*:nodes. The master gets the
-    evpn module too: the endpoint reaction's runner uses it. #}
-{%- set nodes = [] %}
-{%- for site in (pillar.get('evpn', {}).get('sites') or {}).values() %}
-{%- do nodes.extend((site.get('nodes') or {}).keys()) %}
-{%- endfor %}
-{%- if not nodes %}
+    steps after it. The nodes are evpn.members of the pillar the master renders for itself (the
+    master loads the checkout's modules, module_dirs in etc/master); an invalid pillar stops
+    the orchestration before anything runs, with every error. #}
+{%- set report = salt['evpn.validate']() %}
+{%- if report.errors %}
 
-evpn-orch-no-nodes:
-  test.fail_without_changes:
-    - name: the pillar the master renders for itself names no nodes under evpn:sites:*:nodes
+evpn-orch-pillar-invalid:
+  test.configurable_test_state:
+    - name: the evpn pillar the master renders for itself is invalid, nothing was changed
+    - changes: False
+    - result: False
+    - comment: {{ report.errors | join("\n") | json }}
 {%- else %}
-{%- set target = {'tgt': nodes | sort | join(','), 'tgt_type': 'list'} %}
-
-evpn-sync-master:
-  salt.runner:
-    - name: saltutil.sync_modules
+{%- set target = {'tgt': salt['evpn.members']() | join(','), 'tgt_type': 'list'} %}
 
 evpn-sync:
   salt.function:
     - name: saltutil.sync_all
     - tgt: {{ target.tgt }}
     - tgt_type: {{ target.tgt_type }}
-    - require:
-      - salt: evpn-sync-master
 
 evpn-host:
   salt.state:

@@ -4,10 +4,12 @@ pillar. Name resolution is this test's table (socket.getaddrinfo replaced); the 
 effects, re-pointing this node's peers and sending the event, are recorded.
 """
 
+import logging
 import socket
 
 import pytest
 import salt.loader
+from salt.exceptions import CommandExecutionError
 
 CONFIG = [{"interval": 1}]
 OWN, PEER = "roz.example.net", "wro.example.net"
@@ -15,13 +17,14 @@ OWN, PEER = "roz.example.net", "wro.example.net"
 
 @pytest.fixture
 def dns(monkeypatch):
-    """{name: address or None (does not resolve)}"""
+    """{name: address, list of addresses in the resolver's order, or None (does not resolve)}"""
     table = {OWN: "203.0.113.11", PEER: "203.0.113.12"}
 
     def getaddrinfo(host, port, *args, **kwargs):
         if table.get(host) is None:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (table[host], 0))]
+        answers = table[host] if isinstance(table[host], list) else [table[host]]
+        return [(socket.AF_INET, socket.SOCK_DGRAM, 17, "", (address, 0)) for address in answers]
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     return table
@@ -39,18 +42,31 @@ def interface():
 
 
 @pytest.fixture
-def functions(loaders, calls, interface):
-    """The real evpn model on the checkout's pillar; the side effects recorded."""
+def refresh_error():
+    """What wireguard.refresh_endpoints raises ([]: nothing, it works)."""
+    return []
+
+
+@pytest.fixture
+def functions(loaders, calls, interface, refresh_error):
+    """The real evpn model on the checkout's pillar and the real resolution; the side effects
+    recorded."""
     evpn = loaders.modules.evpn
+
+    def refresh_endpoints(name, force=False):
+        calls.append(("refresh", name, force))
+        if refresh_error:
+            raise refresh_error[0]
+        return {"changed": {}, "unresolved": []}
+
     return {
         "evpn.members": evpn.members,
         "evpn.config": evpn.config,
         "evpn.node": evpn.node,
         "evpn.endpoint_names": evpn.endpoint_names,
         "wireguard.link": interface.get,
-        "wireguard.refresh_endpoints": lambda name, force=False: (
-            calls.append(("refresh", name, force)) or {"changed": {}, "unresolved": []}
-        ),
+        "wireguard.addresses": loaders.utils["endpoints.addresses"],
+        "wireguard.refresh_endpoints": refresh_endpoints,
         "event.send": lambda tag, data: calls.append(("event", tag, data)) or True,
     }
 
@@ -104,6 +120,39 @@ def test_a_change_while_the_beacon_was_reloaded_is_seen(beacon, loaders, functio
     dns[PEER] = "198.51.100.12"
     _check(_loader(loaders, functions, tmp_path))
     assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_a_round_robin_answer_in_another_order_is_not_a_change(beacon, dns, calls):
+    dns[PEER] = ["203.0.113.12", "198.51.100.12"]
+    _check(beacon)
+    dns[PEER] = ["198.51.100.12", "203.0.113.12"]
+    _check(beacon)
+    assert calls == []
+    dns[PEER] = ["198.51.100.12"]
+    _check(beacon)
+    assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_a_failing_refresh_is_logged_once_and_the_beacon_goes_on(beacon, dns, calls, refresh_error, caplog):
+    """A persisted configuration wg-quick would refuse makes every refresh fail: the beacon
+    still tells the master, and says so in the log once, not at every change."""
+    refresh_error.append(CommandExecutionError("/etc/wireguard/wg0.conf: line 7: '[Peers]' is not a section"))
+    _check(beacon)
+    with caplog.at_level(logging.DEBUG, logger="salt.loaded.ext.beacons.evpn_endpoint"):
+        for address in ("198.51.100.12", "198.51.100.13", "198.51.100.14"):
+            dns[PEER] = address
+            _check(beacon)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == [
+            "evpn_endpoint: re-pointing the peers of wg0 failed: /etc/wireguard/wg0.conf: line 7: "
+            "'[Peers]' is not a section"
+        ]
+        assert [c[0] for c in calls] == ["refresh", "event"] * 3
+        refresh_error.clear()
+        dns[PEER] = "198.51.100.15"
+        _check(beacon)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings[1:] == ["evpn_endpoint: re-pointing the peers of wg0 works again"]
 
 
 def test_idle_without_the_interface(beacon, interface, dns, calls):

@@ -1,6 +1,7 @@
 """
 salt/evpn/sysctl.sls and sysctld.managed inside a lab node, whose network parameters and
-/etc/sysctl.d are its own: test mode, a real run, a second run, the persisted file.
+/etc/sysctl.d are its own: test mode, a real run, a second run, the persisted file. The node
+lives as long as the module; each test starts from the same node (``node`` puts it back).
 """
 
 import json
@@ -16,11 +17,17 @@ CONFIG = "/etc/sysctl.d/90-evpn.conf"
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory):
+def lab_node(tmp_path_factory):
     with Lab(tmp_path_factory.mktemp("lab"), prefix=f"s{os.getpid() % 100000}-") as lab:
-        made = lab.node("a", "203.0.113.41")
-        made.run("sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1", "net.ipv4.ip_forward=0")
-        yield made
+        yield lab.node("a", "203.0.113.41")
+
+
+@pytest.fixture
+def node(lab_node):
+    """The node with strict reverse-path filtering on eth0, no forwarding and no sysctl file."""
+    lab_node.run("sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1", "net.ipv4.ip_forward=0")
+    lab_node.run("rm", "-f", CONFIG)
+    return lab_node
 
 
 def _settings(node):

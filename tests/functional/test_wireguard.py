@@ -1,7 +1,9 @@
 """
-wireguard.interface_present with real WireGuard: three lab nodes in network namespaces, each
-running wireguard-go, the state run inside each node by salt-call (masterless, from the
-checkout). Needs root, wireguard-go and wireguard-tools (.ci/run installs them).
+wireguard.interface_present with real WireGuard: lab nodes in network namespaces, each running
+wireguard-go, the state run inside each node by salt-call (masterless, from the checkout). Needs
+root, wireguard-go and wireguard-tools (.ci/run installs them). The nodes live as long as the
+module; every test first brings the nodes it uses to the state it starts from, so the tests pass
+alone and in any order.
 """
 
 import json
@@ -14,7 +16,14 @@ from support.saltconfig import salt_call_in as salt_call
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 
-NODES = {"a": ("203.0.113.21", "10.1.0.1"), "b": ("203.0.113.22", "10.2.0.1"), "c": ("203.0.113.23", "10.3.0.1")}
+# a, b, c: the mesh; d: the node that moves (the endpoint tests), its name d.lab.example.
+NODES = {
+    "a": ("203.0.113.21", "10.1.0.1"),
+    "b": ("203.0.113.22", "10.2.0.1"),
+    "c": ("203.0.113.23", "10.3.0.1"),
+    "d": ("203.0.113.24", "10.4.0.1"),
+}
+D_NAME = "d.lab.example"
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +45,7 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
                 "name": peer,
                 "public_key": keys[peer],
                 "allowed_ips": [f"{address}/32"],
-                "endpoint_host": (hosts or {}).get(peer, public),
-                "endpoint_port": 51820,
+                "endpoint": f"{(hosts or {}).get(peer, public)}:51820",
                 "keepalive": 25,
             }
         )
@@ -47,8 +55,7 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
                 "name": host,
                 "public_key": "x" * 43 + "=",
                 "allowed_ips": ["10.9.0.1/32"],
-                "endpoint_host": host,
-                "endpoint_port": 51820,
+                "endpoint": f"{host}:51820",
                 "keepalive": 25,
             }
         )
@@ -56,6 +63,8 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
 
 
 def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
+    """interface_present on ``node`` with ``names`` as peers; a peer whose key is None in
+    ``keys`` comes without one (not in the mine)."""
     address = NODES[node.name][1]
     args = [
         "state.single",
@@ -69,6 +78,24 @@ def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
     result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
     (state,) = result.values()
     return state, stdout
+
+
+def mesh(lab, keys, names):
+    """Each of ``names`` converged with the others as its peers."""
+    for name in names:
+        state, _ = converge(lab.nodes[name], keys, [peer for peer in names if peer != name])
+        assert state["result"] is True, state
+
+
+def fresh(node):
+    """The node's wg0 as wireguard-go makes it (its key file kept): no peer, address, route or
+    persisted configuration, down."""
+    for key in node.run("wg", "show", "wg0", "peers").stdout.split():
+        node.run("wg", "set", "wg0", "peer", key, "remove")
+    node.run("ip", "route", "flush", "dev", "wg0")
+    node.run("ip", "address", "flush", "dev", "wg0")
+    node.run("ip", "link", "set", "wg0", "down")
+    node.run("rm", "-f", "/etc/wireguard/wg0.conf")
 
 
 @pytest.fixture(scope="module")
@@ -85,14 +112,19 @@ def _handshake(node, key):
 
 
 def test_test_mode_on_a_fresh_node_changes_nothing(lab, keys):
+    fresh(lab.nodes["a"])
     state, _ = converge(lab.nodes["a"], keys, ["b"], test=True)
     assert state["result"] is None
     assert state["changes"]["peers"] == {"added": ["b"]}
     assert state["changes"]["address"] == {"old": [], "new": "10.1.0.1/32"}
+    assert state["changes"]["config_file"] == "updated"
     assert lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout == ""
+    assert lab.nodes["a"].run("test", "-e", "/etc/wireguard/wg0.conf", check=False).returncode == 1
 
 
 def test_two_nodes_handshake_and_ping(lab, keys):
+    for name in ("a", "b"):
+        fresh(lab.nodes[name])
     for name, peer in (("a", "b"), ("b", "a")):
         state, stdout = converge(lab.nodes[name], keys, [peer])
         assert state["result"] is True, state
@@ -108,13 +140,18 @@ def test_two_nodes_handshake_and_ping(lab, keys):
 
 
 def test_second_run_and_test_mode_report_no_change(lab, keys):
+    mesh(lab, keys, ["a", "b"])
     for test in (False, True):
         state, _ = converge(lab.nodes["a"], keys, ["b"], test=test)
         assert (state["result"], state["changes"]) == (True, {}), state
 
 
 def test_adding_a_peer_keeps_established_sessions(lab, keys):
+    for name in ("a", "b"):
+        fresh(lab.nodes[name])  # a session of this test's own: none rekeys while it runs
+    mesh(lab, keys, ["a", "b"])
     node_a = lab.nodes["a"]
+    assert _ping(node_a, "b")
     before = _handshake(node_a, keys["b"])
     ifindex = json.loads(node_a.run("ip", "-j", "link", "show", "wg0").stdout)[0]["ifindex"]
     for name, peers in (("a", ["b", "c"]), ("b", ["a", "c"]), ("c", ["a", "b"])):
@@ -126,6 +163,7 @@ def test_adding_a_peer_keeps_established_sessions(lab, keys):
 
 
 def test_an_unresolvable_endpoint_is_left_out_and_the_tunnel_stays(lab, keys):
+    mesh(lab, keys, ["a", "b", "c"])
     state, _ = converge(lab.nodes["a"], keys, ["b", "c"], unresolvable=["gone.example.invalid"])
     assert state["result"] is True and state["changes"] == {}, state
     assert "peers left out for now: gone.example.invalid (gone.example.invalid does not resolve)" in state["comment"]
@@ -133,6 +171,7 @@ def test_an_unresolvable_endpoint_is_left_out_and_the_tunnel_stays(lab, keys):
 
 
 def test_removing_a_peer(lab, keys):
+    mesh(lab, keys, ["a", "b", "c"])
     state, _ = converge(lab.nodes["a"], keys, ["b"])
     assert state["changes"]["peers"] == {"removed": [keys["c"]]}
     assert state["changes"]["routes"] == {"removed": ["10.3.0.1/32"]}
@@ -141,45 +180,111 @@ def test_removing_a_peer(lab, keys):
     assert _ping(lab.nodes["a"], "b")
 
 
+def test_a_peer_the_mine_forgets_stays_up(lab, keys):
+    mesh(lab, keys, ["a", "b"])
+    state, _ = converge(lab.nodes["a"], {**keys, "b": None}, ["b"])
+    assert (state["result"], state["changes"]) == (True, {}), state
+    assert keys["b"] in lab.nodes["a"].run("wg", "show", "wg0", "peers").stdout
+    assert _ping(lab.nodes["a"], "b")
+
+
+def test_what_the_user_added_to_the_file_is_kept(lab, keys):
+    """A PostUp command and a peer's preshared key written by hand, in wg-quick's compact
+    layout, survive a converge; the preshared key goes live too."""
+    mesh(lab, keys, ["a", "b"])
+    node_a = lab.nodes["a"]
+    psk = node_a.run("wg", "genpsk").stdout.strip()
+    conf = node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    conf = conf.replace("[Interface]\n", "[Interface]\npostup=logger wg0 is up # by hand\n")
+    conf = conf.replace(f"PublicKey = {keys['b']}\n", f"PublicKey = {keys['b']}\npresharedkey={psk}\n")
+    node_a.run("sh", "-c", "cat > /etc/wireguard/wg0.conf", input=conf)
+    try:
+        state, _ = converge(node_a, keys, ["b"])
+        assert (state["result"], state["changes"]) == (True, {}), "a hand-made addition counted as a change"
+        state, _ = converge(node_a, keys, ["b", "c"])
+        assert state["result"] is True and state["changes"]["config_file"] == "updated", state
+        kept = node_a.run("cat", "/etc/wireguard/wg0.conf").stdout.splitlines()
+        assert "postup=logger wg0 is up # by hand" in kept and f"presharedkey={psk}" in kept
+        live = node_a.run("wg", "show", "wg0", "preshared-keys").stdout
+        assert f"{keys['b']}\t{psk}" in live.splitlines()
+    finally:
+        fresh(node_a)  # b has no preshared key: the tunnel would stay down for the next test
+
+
+def test_a_file_wg_quick_would_refuse_fails_the_state_and_changes_nothing(lab, keys):
+    mesh(lab, keys, ["a", "b"])
+    node_a = lab.nodes["a"]
+    broken = node_a.run("cat", "/etc/wireguard/wg0.conf").stdout.replace("[Peer]", "[Peers]")
+    node_a.run("sh", "-c", "cat > /etc/wireguard/wg0.conf", input=broken)
+    peers_before = node_a.run("wg", "show", "wg0", "peers").stdout
+    try:
+        state, _ = converge(node_a, keys, ["b", "c"])
+        assert state["result"] is False and state["changes"] == {}, state
+        assert "/etc/wireguard/wg0.conf: line" in state["comment"] and "[Peers]" in state["comment"], state
+        assert "nothing was changed" in state["comment"]
+        assert node_a.run("wg", "show", "wg0", "peers").stdout == peers_before
+        assert node_a.run("cat", "/etc/wireguard/wg0.conf").stdout == broken
+    finally:
+        fresh(node_a)
+
+
 def _endpoint(node, key):
     return salt_call(node, "wireguard.show")[0]["peers"][key]["endpoint"]
 
 
-def test_refresh_endpoints_follows_a_moved_peer(lab, keys):
-    """b gets a new public address and its name a new answer: refresh_endpoints on a re-points
+def _point_name(node, address):
+    """D_NAME resolves to ``address`` on ``node`` (None: it does not resolve)."""
+    lines = [line for line in node.hosts_file.read_text().splitlines() if not line.endswith(f" {D_NAME}")]
+    node.hosts_file.write_text("\n".join(lines + ([f"{address} {D_NAME}"] if address else [])) + "\n")
+
+
+@pytest.fixture
+def a_and_d_by_name(lab, keys):
+    """a and d peers from fresh, a reaching d by its name; d at its first public address."""
+    node_a, node_d = lab.nodes["a"], lab.nodes["d"]
+    for node in (node_a, node_d):
+        fresh(node)
+    node_d.move(NODES["d"][0], "203.0.113.1")
+    _point_name(node_a, NODES["d"][0])
+    for node, peer, hosts in ((node_a, "d", {"d": D_NAME}), (node_d, "a", None)):
+        state, _ = converge(node, keys, [peer], hosts=hosts)
+        assert state["result"] is True, state
+    assert _ping(node_a, "d")
+    assert f"# d at {D_NAME}:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    return node_a, node_d
+
+
+def test_refresh_endpoints_follows_a_moved_peer(a_and_d_by_name, keys):
+    """d gets a new public address and its name a new answer: refresh_endpoints on a re-points
     a's peer live and in the persisted file; nothing else moves, and a second refresh sets
     nothing."""
-    node_a, node_b = lab.nodes["a"], lab.nodes["b"]
-    node_a.hosts_file.write_text(node_a.hosts_file.read_text() + "203.0.113.22 b.lab.example\n")
-    state, _ = converge(node_a, keys, ["b"], hosts={"b": "b.lab.example"})
-    assert state["result"] is True and state["changes"] == {"config_file": "updated"}, state
-    assert "# b at b.lab.example:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    node_a, node_d = a_and_d_by_name
     assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
 
-    node_b.move("198.51.100.22", "198.51.100.1")
-    node_a.hosts_file.write_text(node_a.hosts_file.read_text().replace("203.0.113.22 b", "198.51.100.22 b"))
+    node_d.move("198.51.100.24", "198.51.100.1")
+    _point_name(node_a, "198.51.100.24")
     predicted = salt_call(node_a, "wireguard.refresh_endpoints", "test=True")[0]
-    assert _endpoint(node_a, keys["b"]) == "203.0.113.22:51820", "test mode changed the endpoint"
+    assert _endpoint(node_a, keys["d"]) == "203.0.113.24:51820", "test mode changed the endpoint"
     refreshed = salt_call(node_a, "wireguard.refresh_endpoints")[0]
     assert (
         refreshed
         == predicted
-        == {"changed": {"b": {"old": "203.0.113.22:51820", "new": "198.51.100.22:51820"}}, "unresolved": []}
+        == {"changed": {"d": {"old": "203.0.113.24:51820", "new": "198.51.100.24:51820"}}, "unresolved": []}
     )
-    assert _endpoint(node_a, keys["b"]) == "198.51.100.22:51820"
-    assert "Endpoint = 198.51.100.22:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
-    assert _ping(node_a, "b") and _ping(node_b, "a")
+    assert _endpoint(node_a, keys["d"]) == "198.51.100.24:51820"
+    assert "Endpoint = 198.51.100.24:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+    assert _ping(node_a, "d") and _ping(node_d, "a")
     assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
-    state, _ = converge(node_a, keys, ["b"], hosts={"b": "b.lab.example"})
+    state, _ = converge(node_a, keys, ["d"], hosts={"d": D_NAME})
     assert state["changes"] == {}, "the state and the refresh disagree on the persisted file"
 
 
-def test_refresh_endpoints_leaves_a_peer_whose_name_fails(lab, keys):
-    node_a = lab.nodes["a"]
-    node_a.hosts_file.write_text(node_a.hosts_file.read_text().replace("198.51.100.22 b.lab.example\n", ""))
-    assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": ["b"]}
-    assert _endpoint(node_a, keys["b"]) == "198.51.100.22:51820"
-    assert _ping(node_a, "b")
+def test_refresh_endpoints_leaves_a_peer_whose_name_fails(a_and_d_by_name, keys):
+    node_a, _ = a_and_d_by_name
+    _point_name(node_a, None)
+    assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": ["d"]}
+    assert _endpoint(node_a, keys["d"]) == "203.0.113.24:51820"
+    assert _ping(node_a, "d")
 
 
 def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):

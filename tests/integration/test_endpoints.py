@@ -20,6 +20,7 @@ from support.federation import REPO
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 TAG = "evpn/endpoint/changed"
+SETTLE = 60  # seconds: a moved node's minion reconnects in about ten (tcp_keepalive in the lab)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +43,30 @@ def endpoints_lab(tmp_path_factory):
             "state": federation.state,
             "keys": {m: n.run("wg", "show", "wg0", "public-key").stdout.strip() for m, n in nodes.items()},
         }
-        time.sleep(3)  # every beacon has made its first check (its baseline)
         yield lab
+
+
+def _beacon_answers(lab, minion_id):
+    """The names a node's beacon has a last answer for (its baseline, in the minion's cache)."""
+    path = lab["state"] / f"salt-minion-{minion_id}" / "var" / "cache" / "salt" / "minion" / "evpn_endpoint.json"
+    try:
+        return set(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return set()
+
+
+@pytest.fixture
+def lab(endpoints_lab):
+    """The lab as every test starts from it: every minion answers the master (a node that moved
+    has reconnected), every beacon has its baseline answers, the master's bus is quiet."""
+    endpoints_lab["master"].wait_for([*endpoints_lab["nodes"], "backup-server"], timeout=SETTLE)
+    names = set(endpoints_lab["federation"].plan.dns)
+    deadline = time.monotonic() + SETTLE
+    while not all(names <= _beacon_answers(endpoints_lab, m) for m in endpoints_lab["nodes"]):
+        assert time.monotonic() < deadline, f"a beacon has no answers after {SETTLE} s"
+        time.sleep(0.2)
+    _quiet(endpoints_lab)
+    return endpoints_lab
 
 
 def _endpoints(lab):
@@ -95,8 +118,8 @@ def _quiet(lab, seconds=2.0, timeout=30):
     raise AssertionError("the master's event bus did not go quiet")
 
 
-def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
-    lab, master = endpoints_lab, endpoints_lab["master"]
+def test_forged_and_malformed_events_change_no_endpoint(lab):
+    master = lab["master"]
     before, offset = _endpoints(lab), lab["events"].stat().st_size
     forged = [
         ("backup-server", {"id": "pve-roz1", "names": ["wro.example.net"]}),  # not a node
@@ -124,9 +147,8 @@ def test_forged_and_malformed_events_change_no_endpoint(endpoints_lab):
     assert set(master.salt("*", "test.ping")) == {*lab["nodes"], "backup-server"}, "the master stopped answering"
 
 
-def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
+def test_a_burst_of_events_gives_at_most_two_refreshes(lab):
     """50 events sent as the beacon sends them (through the minion daemon), within milliseconds."""
-    lab = endpoints_lab
     config_dir = lab["state"] / "salt-minion-pve-wro1"
     burst = (
         "import salt.config, salt.utils.event, sys\n"
@@ -147,10 +169,9 @@ def test_a_burst_of_events_gives_at_most_two_refreshes(endpoints_lab):
     assert all(d["return"]["changed"] == {} for d in returns), "a refresh moved an endpoint nobody moved"
 
 
-def test_every_peer_follows_a_moved_node(endpoints_lab):
+def test_every_peer_follows_a_moved_node(lab):
     """The ISP renumbers wro's router and the DNS record follows: every node of the other sites
     is re-pointed, live and in its persisted file, and the reactor refreshed the federation."""
-    lab = endpoints_lab
     peers = [n for n in lab["nodes"] if not n.startswith("pve-wro")]
     offset = lab["events"].stat().st_size
     _, new, names = lab["federation"].renumber("wro")

@@ -8,7 +8,7 @@ from support.federation import REPO
 def test_sync_delivers_the_custom_modules_through_salt_uri(synced_example_minions):
     for minion_id, delivered in synced_example_minions.items():
         assert "modules.evpn" in delivered["modules"], minion_id
-        assert "utils.rule_order" in delivered["utils"], minion_id
+        assert {"utils.rule_order", "utils.wgquick", "utils.endpoints"} <= set(delivered["utils"]), minion_id
 
 
 def test_every_minion_answers_for_itself(synced_example_minions, salt_cli, federation):

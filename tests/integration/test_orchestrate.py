@@ -42,7 +42,6 @@ def _steps(orchestrate):
 def test_one_orchestration_converges_the_federation(federation_lab):
     steps = _steps(federation_lab["orchestrate"])
     assert list(steps) == [
-        "evpn-sync-master",
         "evpn-sync",
         "evpn-host",
         "evpn-keys",
