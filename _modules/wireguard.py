@@ -425,10 +425,13 @@ def _persist_endpoints(interface, endpoints):
 def refresh_endpoints(interface="wg0", force=False, test=False):
     """
     Resolve every peer's configured endpoint name again and point the peers whose live endpoint
-    differs at the new answer, with one ``wg set`` and the persisted file updated (so neither a
-    reboot nor a later ``syncconf`` brings the old address back). A name that does not resolve
-    now leaves its peer as it is. ``force`` sets every resolved endpoint, even unchanged ones:
-    a node whose own public address changed sends from the new one at once. Returns
+    has another address than the new answer at it, with one ``wg set`` and the persisted file
+    updated (so neither a reboot nor a later ``syncconf`` brings the old address back). A live
+    endpoint on the answer's address with another port is left alone: WireGuard roamed to what
+    the peer's NAT router maps its packets to (two nodes behind one router cannot both keep their
+    source port). A name that does not resolve now leaves its peer as it is. ``force`` sets every
+    resolved endpoint, even unchanged ones: a node whose own public address changed sends from the
+    new one at once. Returns
     ``{"changed": {peer: {"old", "new"}}, "unresolved": [peer]}``.
 
     CLI Example:
@@ -438,6 +441,7 @@ def refresh_endpoints(interface="wg0", force=False, test=False):
         salt-call wireguard.refresh_endpoints
         salt-call wireguard.refresh_endpoints force=True
     """
+    utils = __utils__
     live = show(interface)
     if live is None:
         raise CommandExecutionError(f"WireGuard interface {interface} does not exist")
@@ -451,9 +455,10 @@ def refresh_endpoints(interface="wg0", force=False, test=False):
             unresolved.append(label)
             continue
         current = live["peers"][peer["public_key"]]["endpoint"]
-        if resolved != current:
+        moved = current is None or utils["endpoints.split"](resolved)[0] != utils["endpoints.split"](current)[0]
+        if moved:
             changed[label] = {"old": current, "new": resolved}
-        if resolved != current or force:
+        if moved or force:
             wanted[peer["public_key"]] = resolved
         if resolved != peer["endpoint"]:
             persisted[peer["public_key"]] = resolved

@@ -13,6 +13,7 @@ PROGRAMS = {
     "dnsmasq": "dnsmasq-base",
     "ifreload": "ifupdown2",
     "nft": "nftables",
+    "iptables": "iptables",
     "conntrack": "conntrack",
     "ip": "iproute2",
     "nsenter": "util-linux",

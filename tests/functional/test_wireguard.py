@@ -279,6 +279,22 @@ def test_refresh_endpoints_follows_a_moved_peer(a_and_d_by_name, keys):
     assert state["changes"] == {}, "the state and the refresh disagree on the persisted file"
 
 
+def test_refresh_endpoints_leaves_a_peer_roamed_to_another_port_of_its_address(a_and_d_by_name, keys):
+    """Behind a NAT router a peer's packets may leave from another port than the forwarded one
+    (two nodes behind one router cannot both keep theirs), and WireGuard roams to it: the name
+    still answers that address, so nothing moved and the refresh leaves the peer alone."""
+    node_a, _ = a_and_d_by_name
+    # Nothing from d reaches a meanwhile, so WireGuard cannot roam the endpoint back by itself.
+    quiet = ["INPUT", "-s", NODES["d"][0], "-p", "udp", "-j", "DROP"]
+    node_a.run("iptables", "-I", *quiet)
+    try:
+        node_a.run("wg", "set", "wg0", "peer", keys["d"], "endpoint", "203.0.113.24:40123")
+        assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
+        assert _endpoint(node_a, keys["d"]) == "203.0.113.24:40123"
+    finally:
+        node_a.run("iptables", "-D", *quiet)
+
+
 def test_refresh_endpoints_leaves_a_peer_whose_name_fails(a_and_d_by_name, keys):
     node_a, _ = a_and_d_by_name
     _point_name(node_a, None)
