@@ -51,14 +51,17 @@ VXLAN_OVERHEAD = 50
 IPSET_WIREGUARD = "evpn-wireguard"
 IPSET_SDN = "evpn-sdn"
 IPSET_MANAGEMENT = "evpn-management"
+IPSET_GATEWAYS = "evpn-gateways"
 GROUP_WIREGUARD = "evpn-wg"
 GROUP_SDN = "evpn-sdn"
+GROUP_ROUTED = "evpn-routed"
 # Names of our cluster rules: each rule's comment starts with its name, which is how the
 # firewall states find it among the user's rules.
 RULE_MANAGEMENT = "evpn-management"
 RULE_WIREGUARD = "evpn-wireguard"
 RULE_GROUP_WIREGUARD = "evpn-wg"
-RULE_GROUP_SDN = "evpn-sdn"
+RULE_GROUP_ROUTED = "evpn-routed"
+RULE_GROUP_SDN_BLANKET = "evpn-sdn"  # the group's reference without -i of earlier versions; removed
 BGP_PORT = 179
 VXLAN_PORT = 4789
 MANAGEMENT_PORTS = "22,8006"
@@ -264,6 +267,7 @@ SITE_SCHEMA = {
     "firewall": {
         "enable": Key(_optional(_boolean), None),  # None: leave the cluster firewall switch alone
         "management": Key(_list_of(_network_or_address), []),
+        "nftables": Key(_optional(_boolean), None),  # None: leave each node's backend alone
     },
 }
 
@@ -970,20 +974,38 @@ def _named_rule(name, direction, action, description, **params):
     return {"name": name, "rule": _rule(direction, action, f"{name}: {description}", **params)}
 
 
+def _scoped(ipset):
+    """An IP set reference with its scope: proxmox-firewall before 1.2.0 (every PVE 8 node on
+    nftables) refuses a whole file that names a cluster IP set without it, and pve-firewall
+    takes the scope since 5.0.1 (PVE 8.0)."""
+    return f"+dc/{ipset}"
+
+
 def firewall(site=None, federation=None):
     """
-    The PVE firewall objects a site's cluster must hold: IP sets of the federation's
-    WireGuard addresses, SDN subnets and the site's management networks; two security groups
-    (BGP and VXLAN from federation nodes, bound to the WireGuard interface where they are
-    referenced, since PVE forbids ``-i`` inside groups; IN and FORWARD for the SDN subnets);
-    the cluster rules in order (management access first, the WireGuard port from anywhere,
-    then the two groups), each as ``{"name", "rule"}`` where the rule's comment starts with its
-    name (what marks it as ours among the user's rules); the names of our rules that must go
-    (``absent_rules``: management access once no management network is left); and the
-    options (``enable`` only when the pillar sets it).
+    The PVE firewall objects a site's cluster must hold, each rule as narrow as the federation
+    needs:
 
-    FORWARD rules are honoured only by the nftables ``proxmox-firewall`` of PVE 8.3 and later;
-    the firewall state leaves them out where the cluster does not have them.
+    - IP sets: the federation's WireGuard addresses, its SDN subnets, the gateways of this
+      cluster's vnets, and the site's management networks; always referenced with their scope
+      (``+dc/<name>``).
+    - Security groups: ``evpn-wg`` (BGP and VXLAN from federation nodes), referenced with
+      ``-i <WireGuard interface>`` since PVE forbids ``-i`` inside a group; ``evpn-sdn`` (guests
+      may ping their gateway: ICMP to the gateway addresses, nothing else of the host),
+      referenced once per vnet of this cluster with ``-i <vnet>``, so an SDN source address
+      arriving on any other interface (spoofed: rp_filter is off) matches nothing of ours;
+      ``evpn-routed`` (FORWARD for the SDN subnets, which only proxmox-firewall honours, and only
+      with ``policy_forward: DROP``), referenced without ``-i``: a group referenced with ``-i``
+      holding forward rules made proxmox-firewall 0.6.0 abort its forward pass.
+    - The cluster rules in order (management access first, the WireGuard port from anywhere,
+      then the groups), each as ``{"name", "rule"}`` where the rule's comment starts with its name
+      (what marks it as ours among the user's rules); ``absent_rules``: names of ours that must
+      go (management access once no management network is left; ``evpn-sdn``, the blanket
+      reference of earlier versions).
+    - ``options``: ``enable`` only when the pillar sets it; ``node_options``: per PVE node name,
+      ``nftables`` (the backend) only when the pillar sets it.
+
+    The pvefw states leave FORWARD rules out where the cluster's PVE has none (before 8.3).
 
     site
         The site; default: this minion's site.
@@ -1001,8 +1023,14 @@ def firewall(site=None, federation=None):
     config_ = _valid_config(federation)
     _, site_conf = _site(config_, site)
     wireguard = config_["wireguard"]
-    management = site_conf["firewall"]["management"]
+    settings = site_conf["firewall"]
+    management = settings["management"]
     sdn_subnets = [cidr for _, vnet, _ in _all_vnets(config_) for cidr in vnet["subnets"]]
+    cluster_vnets = {**config_["vnets"], **site_conf["vnets"]}
+    gateways = sorted(
+        {s["gateway"] for vnet in cluster_vnets.values() for s in vnet["subnets"].values() if s["gateway"]},
+        key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a)),
+    )
 
     ipsets = {
         IPSET_WIREGUARD: {
@@ -1013,28 +1041,33 @@ def firewall(site=None, federation=None):
             "comment": "evpn: SDN subnets of the federation",
             "cidrs": sorted(_ipset_entry(c) for c in sdn_subnets),
         },
+        IPSET_GATEWAYS: {
+            "comment": "evpn: gateways of this cluster's vnets",
+            "cidrs": sorted(_ipset_entry(g) for g in gateways),
+        },
     }
+    from_federation = _scoped(IPSET_WIREGUARD)
+    ping = [_rule("in", "ACCEPT", "evpn: guests ping their gateway", proto="icmp", dest=_scoped(IPSET_GATEWAYS))]
+    if any(ipaddress.ip_address(g).version == 6 for g in gateways):
+        ping.append(
+            _rule("in", "ACCEPT", "evpn: guests ping their gateway", proto="ipv6-icmp", dest=_scoped(IPSET_GATEWAYS))
+        )
     groups = {
         GROUP_WIREGUARD: {
             "comment": "evpn: overlay control and data plane between federation nodes",
             "rules": [
                 _rule(
-                    "in",
-                    "ACCEPT",
-                    "evpn: BGP EVPN sessions",
-                    proto="tcp",
-                    dport=str(BGP_PORT),
-                    source=f"+{IPSET_WIREGUARD}",
+                    "in", "ACCEPT", "evpn: BGP EVPN sessions", proto="tcp", dport=str(BGP_PORT), source=from_federation
                 ),
-                _rule("in", "ACCEPT", "evpn: VXLAN", proto="udp", dport=str(VXLAN_PORT), source=f"+{IPSET_WIREGUARD}"),
+                _rule("in", "ACCEPT", "evpn: VXLAN", proto="udp", dport=str(VXLAN_PORT), source=from_federation),
             ],
         },
-        GROUP_SDN: {
-            "comment": "evpn: traffic of the SDN subnets",
+        GROUP_SDN: {"comment": "evpn: what guests may ask of the host: their gateway's answer", "rules": ping},
+        GROUP_ROUTED: {
+            "comment": "evpn: traffic routed for the SDN subnets (policy_forward DROP)",
             "rules": [
-                _rule("in", "ACCEPT", "evpn: SDN subnets to this host", source=f"+{IPSET_SDN}"),
-                _rule("forward", "ACCEPT", "evpn: routed from SDN subnets", source=f"+{IPSET_SDN}"),
-                _rule("forward", "ACCEPT", "evpn: routed to SDN subnets", dest=f"+{IPSET_SDN}"),
+                _rule("forward", "ACCEPT", "evpn: routed from SDN subnets", source=_scoped(IPSET_SDN)),
+                _rule("forward", "ACCEPT", "evpn: routed to SDN subnets", dest=_scoped(IPSET_SDN)),
             ],
         },
     }
@@ -1052,10 +1085,10 @@ def firewall(site=None, federation=None):
                 "management access (SSH, web UI)",
                 proto="tcp",
                 dport=MANAGEMENT_PORTS,
-                source=f"+{IPSET_MANAGEMENT}",
+                source=_scoped(IPSET_MANAGEMENT),
             )
         )
-    rules += [
+    rules.append(
         _named_rule(
             RULE_WIREGUARD,
             "in",
@@ -1063,21 +1096,39 @@ def firewall(site=None, federation=None):
             "WireGuard underlay (peers may move)",
             proto="udp",
             dport=str(wireguard["port"]),
-        ),
+        )
+    )
+    rules.append(
         _named_rule(
             RULE_GROUP_WIREGUARD,
             "group",
             GROUP_WIREGUARD,
             "federation traffic on the WireGuard interface",
             iface=wireguard["interface"],
-        ),
-        _named_rule(RULE_GROUP_SDN, "group", GROUP_SDN, "SDN subnets"),
+        )
+    )
+    rules += [
+        _named_rule(f"{GROUP_SDN}-{vnet_id}", "group", GROUP_SDN, f"guests of vnet {vnet_id}", iface=vnet_id)
+        for vnet_id in sorted(cluster_vnets)
     ]
+    rules.append(_named_rule(RULE_GROUP_ROUTED, "group", GROUP_ROUTED, "SDN subnets routed through this host"))
     options = {}
-    if site_conf["firewall"]["enable"] is not None:
-        options["enable"] = _flag(site_conf["firewall"]["enable"])
-    absent_rules = [] if management else [RULE_MANAGEMENT]  # ours, but not wanted now
-    return {"ipsets": ipsets, "groups": groups, "rules": rules, "absent_rules": absent_rules, "options": options}
+    if settings["enable"] is not None:
+        options["enable"] = _flag(settings["enable"])
+    node_options = {}
+    if settings["nftables"] is not None:
+        node_options = {n["pve_node"]: {"nftables": _flag(settings["nftables"])} for n in site_conf["nodes"].values()}
+    # Ours, but not wanted now: management access without management networks, and the blanket
+    # reference of the SDN group of earlier versions.
+    absent_rules = ([] if management else [RULE_MANAGEMENT]) + [RULE_GROUP_SDN_BLANKET]
+    return {
+        "ipsets": ipsets,
+        "groups": groups,
+        "rules": rules,
+        "absent_rules": absent_rules,
+        "options": options,
+        "node_options": node_options,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ class Federation:
         routers) or the internet, wireguard-go, a minion whose pvesh is its site's cluster."""
         site = self.plan.sites[node.site]
         made = self.lab.node(node.id, f"{node.address}/{node.prefix}", node.gateway, node.upstream, site.name)
+        # A member of its site's cluster from the start, as `pvecm add` makes it: /etc/pve/nodes/<node>.
+        (self.clusters / node.site / "nodes" / node.pve_node).mkdir(parents=True, exist_ok=True)
         routers = site.routers
         for index, router in enumerate(routers):
             target = routers[index + 1].wan if index + 1 < len(routers) else node.address

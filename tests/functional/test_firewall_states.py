@@ -9,7 +9,11 @@ from salt.exceptions import CommandExecutionError
 
 from support.pve import pvesh, pvesh_calls, pvesh_writes
 
-CLUSTER_FW = """[IPSET evpn-management] # evpn: networks that manage this cluster
+CLUSTER_FW = """[IPSET evpn-gateways] # evpn: gateways of this cluster's vnets
+
+10.1.1.1
+
+[IPSET evpn-management] # evpn: networks that manage this cluster
 
 192.168.2.0/24
 
@@ -26,21 +30,25 @@ CLUSTER_FW = """[IPSET evpn-management] # evpn: networks that manage this cluste
 
 [RULES]
 
-IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)
+IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)
 IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)
 GROUP evpn-wg -i wg0 # evpn-wg: federation traffic on the WireGuard interface
-GROUP evpn-sdn # evpn-sdn: SDN subnets
+GROUP evpn-sdn -i roz1 # evpn-sdn-roz1: guests of vnet roz1
+GROUP evpn-routed # evpn-routed: SDN subnets routed through this host
 
-[group evpn-sdn] # evpn: traffic of the SDN subnets
+[group evpn-routed] # evpn: traffic routed for the SDN subnets (policy_forward DROP)
 
-IN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host
-FORWARD ACCEPT -source +evpn-sdn # evpn: routed from SDN subnets
-FORWARD ACCEPT -dest +evpn-sdn # evpn: routed to SDN subnets
+FORWARD ACCEPT -source +dc/evpn-sdn # evpn: routed from SDN subnets
+FORWARD ACCEPT -dest +dc/evpn-sdn # evpn: routed to SDN subnets
+
+[group evpn-sdn] # evpn: what guests may ask of the host: their gateway's answer
+
+IN ACCEPT -dest +dc/evpn-gateways -p icmp # evpn: guests ping their gateway
 
 [group evpn-wg] # evpn: overlay control and data plane between federation nodes
 
-IN ACCEPT -source +evpn-wireguard -p tcp -dport 179 # evpn: BGP EVPN sessions
-IN ACCEPT -source +evpn-wireguard -p udp -dport 4789 # evpn: VXLAN
+IN ACCEPT -source +dc/evpn-wireguard -p tcp -dport 179 # evpn: BGP EVPN sessions
+IN ACCEPT -source +dc/evpn-wireguard -p udp -dport 4789 # evpn: VXLAN
 
 """
 
@@ -164,10 +172,11 @@ def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
     states = _apply(loaders)
     assert all(s["result"] is True for s in states.values()), states
     assert _rule_lines(cluster) == [
-        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)",
+        "IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)",
         "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)",
         "GROUP evpn-wg -i wg0 # evpn-wg: federation traffic on the WireGuard interface",
-        "GROUP evpn-sdn # evpn-sdn: SDN subnets",
+        "GROUP evpn-sdn -i roz1 # evpn-sdn-roz1: guests of vnet roz1",
+        "GROUP evpn-routed # evpn-routed: SDN subnets routed through this host",
         "GROUP web",
         "IN ACCEPT -source +office # user: first",
         "IN ACCEPT -source +office # user: second",
@@ -203,20 +212,20 @@ def test_a_rule_edited_or_moved_by_hand_is_put_back(loaders, cluster, log):
         }
     ]
     assert changes["rules"]["old"][4].endswith("# evpn-management: management access (SSH, web UI)")
-    # One update and four moves: ours go back above the user's rule, which is not moved itself.
-    assert [w[0] for w in pvesh_writes(log)] == ["PUT"] * 5
+    # One update and five moves: ours go back above the user's rule, which is not moved itself.
+    assert [w[0] for w in pvesh_writes(log)] == ["PUT"] * 6
     assert _rule_lines(cluster)[0].endswith("# evpn-management: management access (SSH, web UI)")
-    assert _rule_lines(cluster)[4] == "IN DROP # user: drop all"
+    assert _rule_lines(cluster)[5] == "IN DROP # user: drop all"
     assert (cluster / "firewall" / "cluster.fw").read_text().replace("IN DROP # user: drop all\n", "") == CLUSTER_FW
 
 
 def test_a_group_is_put_back_in_order_with_one_move(loaders, log):
     _apply(loaders)
-    pvesh("set", "/cluster/firewall/groups/evpn-sdn/0", "--moveto", "3")  # IN to the end
+    pvesh("set", "/cluster/firewall/groups/evpn-wg/0", "--moveto", "2")  # BGP to the end
     log.unlink()
     states = _apply(loaders)
-    assert states["evpn-firewall-group-evpn-sdn"]["result"] is True
-    assert pvesh_writes(log) == [("PUT", "/cluster/firewall/groups/evpn-sdn/2")]
+    assert states["evpn-firewall-group-evpn-wg"]["result"] is True
+    assert pvesh_writes(log) == [("PUT", "/cluster/firewall/groups/evpn-wg/0")]
 
 
 def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
@@ -226,7 +235,7 @@ def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
     states = _apply(loaders, pillar={"evpn": {"sites": {"krk": krk, "roz": {"firewall": {"management": []}}}}})
     assert states["evpn-firewall-ipset-evpn-wireguard"]["changes"] == {"added": ["10.3.0.1"]}
     assert states["evpn-firewall-rules"]["changes"]["rules"]["old"][0] == (
-        "IN ACCEPT -source +evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)"
+        "IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)"
     )
     assert pvesh_writes(log).count(("DELETE", "/cluster/firewall/rules/0")) == 1
     assert _rule_lines(cluster)[0].startswith("IN ACCEPT -p udp -dport 51820")
@@ -250,16 +259,30 @@ def test_the_switch_is_set_only_when_the_pillar_says_so(loaders, cluster, log):
 
 
 @pytest.mark.parametrize("pve_version", ["7.4"])
-def test_without_forward_rules_the_sdn_group_allows_in_only(loaders, cluster):
+def test_without_forward_rules_the_routed_group_stays_empty(loaders, cluster):
     """PVE before 8.3 has no forward direction (the emulator's 7.4 API refuses it)."""
     states = _apply(loaders)
     assert all(s["result"] is True for s in states.values()), states
-    assert states["evpn-firewall-group-evpn-sdn"]["comment"] == (
-        "Security group evpn-sdn was updated\n(forward rules left out: this PVE has none (they exist from 8.3))"
+    assert states["evpn-firewall-group-evpn-routed"]["comment"].endswith(
+        "(forward rules left out: this PVE has none (they exist from 8.3))"
     )
     text = (cluster / "firewall" / "cluster.fw").read_text()
-    assert (
-        "[group evpn-sdn] # evpn: traffic of the SDN subnets\n\n"
-        "IN ACCEPT -source +evpn-sdn # evpn: SDN subnets to this host\n\n" in text
-    )
+    assert "[group evpn-routed] # evpn: traffic routed for the SDN subnets (policy_forward DROP)\n\n[" in text
+    assert "IN ACCEPT -dest +dc/evpn-gateways -p icmp # evpn: guests ping their gateway\n" in text
     assert "FORWARD" not in text
+
+
+def test_the_backend_is_set_on_each_node_before_the_switch(loaders, cluster):
+    """firewall:nftables chooses each node's backend (host option nftables), before the
+    cluster's switch goes on; without the key, the nodes' options are left alone."""
+    (cluster / "nodes" / "pve-roz2").mkdir(parents=True)  # a member of the cluster, as PVE lists it
+    _apply(loaders)
+    assert not (cluster / "nodes" / "pve-roz2" / "host.fw").exists()
+    pillar = {"evpn": {"sites": {"roz": {"firewall": {"enable": True, "nftables": True}}}}}
+    states = _apply(loaders, pillar=pillar)
+    for node in ("pve-roz1", "pve-roz2"):
+        state = states[f"evpn-firewall-node-options-{node}"]
+        assert state["changes"] == {"nftables": {"old": None, "new": 1}}, state
+        assert state["__run_num__"] < states["evpn-firewall-options"]["__run_num__"]
+        assert (cluster / "nodes" / node / "host.fw").read_text() == "[OPTIONS]\n\nnftables: 1\n\n"
+    assert all(s["changes"] == {} for s in _apply(loaders, pillar=pillar).values())

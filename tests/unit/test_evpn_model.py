@@ -211,55 +211,89 @@ def test_endpoint_names_are_the_dns_names_only(federation):
 
 def test_firewall_of_a_site(federation):
     fed = copy.deepcopy(federation)
-    fed["sites"]["roz"]["firewall"] = {"enable": True, "management": ["192.168.2.0/24", "198.51.100.7/32"]}
+    fed["sites"]["roz"]["firewall"] = {
+        "enable": True,
+        "management": ["192.168.2.0/24", "198.51.100.7/32"],
+        "nftables": True,
+    }
+    fed["vnets"] = {"shared": {"tag": 13001, "subnets": {"10.3.1.0/24": {"gateway": "10.3.1.1"}}}}
     fw = evpn.firewall("roz", federation=fed)
     assert fw["ipsets"] == {
         "evpn-wireguard": {
             "comment": "evpn: WireGuard addresses of the federation",
             "cidrs": ["10.1.0.1", "10.1.0.2", "10.2.0.1"],
         },
-        "evpn-sdn": {"comment": "evpn: SDN subnets of the federation", "cidrs": ["10.1.1.0/24", "10.2.1.0/24"]},
+        "evpn-sdn": {
+            "comment": "evpn: SDN subnets of the federation",
+            "cidrs": ["10.1.1.0/24", "10.2.1.0/24", "10.3.1.0/24"],
+        },
+        "evpn-gateways": {"comment": "evpn: gateways of this cluster's vnets", "cidrs": ["10.1.1.1", "10.3.1.1"]},
         "evpn-management": {
             "comment": "evpn: networks that manage this cluster",
             "cidrs": ["192.168.2.0/24", "198.51.100.7"],
         },
     }
-    # Management first; BGP and VXLAN only through the group bound to the WireGuard interface.
+    # Management first; BGP and VXLAN only on the WireGuard interface; guests only on their vnet's
+    # interface; routed traffic in a group referenced without an interface.
     rules = [r["rule"] for r in fw["rules"]]
     assert [(r["type"], r["action"], r.get("iface"), r.get("dport"), r.get("source")) for r in rules] == [
-        ("in", "ACCEPT", None, "22,8006", "+evpn-management"),
+        ("in", "ACCEPT", None, "22,8006", "+dc/evpn-management"),
         ("in", "ACCEPT", None, "51820", None),
         ("group", "evpn-wg", "wg0", None, None),
-        ("group", "evpn-sdn", None, None, None),
+        ("group", "evpn-sdn", "roz1", None, None),
+        ("group", "evpn-sdn", "shared", None, None),
+        ("group", "evpn-routed", None, None, None),
     ]
-    assert [r["name"] for r in fw["rules"]] == ["evpn-management", "evpn-wireguard", "evpn-wg", "evpn-sdn"]
+    assert [r["name"] for r in fw["rules"]] == [
+        "evpn-management",
+        "evpn-wireguard",
+        "evpn-wg",
+        "evpn-sdn-roz1",
+        "evpn-sdn-shared",
+        "evpn-routed",
+    ]
     assert all(r["rule"]["enable"] == 1 and r["rule"]["comment"].startswith(r["name"] + ": ") for r in fw["rules"])
     wg_rules = fw["groups"]["evpn-wg"]["rules"]
     assert [(r["proto"], r["dport"], r["source"]) for r in wg_rules] == [
-        ("tcp", "179", "+evpn-wireguard"),
-        ("udp", "4789", "+evpn-wireguard"),
+        ("tcp", "179", "+dc/evpn-wireguard"),
+        ("udp", "4789", "+dc/evpn-wireguard"),
     ]
-    # PVE refuses an interface inside security-group rules.
-    assert not any("iface" in r for g in fw["groups"].values() for r in g["rules"])
-    sdn_rules = fw["groups"]["evpn-sdn"]["rules"]
-    assert [(r["type"], r.get("source"), r.get("dest")) for r in sdn_rules] == [
-        ("in", "+evpn-sdn", None),
-        ("forward", "+evpn-sdn", None),
-        ("forward", None, "+evpn-sdn"),
+    # Guests get their gateway's answer and nothing else of the host: no blanket IN.
+    assert [(r["type"], r["proto"], r.get("source"), r["dest"]) for r in fw["groups"]["evpn-sdn"]["rules"]] == [
+        ("in", "icmp", None, "+dc/evpn-gateways")
     ]
+    assert [(r["type"], r.get("source"), r.get("dest")) for r in fw["groups"]["evpn-routed"]["rules"]] == [
+        ("forward", "+dc/evpn-sdn", None),
+        ("forward", None, "+dc/evpn-sdn"),
+    ]
+    # PVE refuses an interface inside security-group rules; every IP set is named with its scope.
+    group_rules = [r for g in fw["groups"].values() for r in g["rules"]]
+    assert not any("iface" in r for r in group_rules)
+    references = [v for r in group_rules + rules for k, v in r.items() if k in ("source", "dest") and v]
+    assert references and all(v.startswith("+dc/") for v in references)
     assert fw["options"] == {"enable": 1}
-    assert fw["absent_rules"] == []
+    assert fw["node_options"] == {"pve-roz1": {"nftables": 1}, "pve-roz2": {"nftables": 1}}
+    assert fw["absent_rules"] == ["evpn-sdn"]
 
 
-def test_firewall_switch_left_alone_unless_the_pillar_sets_it(federation):
+def test_an_ipv6_gateway_gets_its_icmpv6_rule(federation):
+    fed = copy.deepcopy(federation)
+    fed["sites"]["roz"]["vnets"]["roz1"]["subnets"]["fd00:11::/64"] = {"gateway": "fd00:11::1"}
+    fw = evpn.firewall("roz", federation=fed)
+    assert fw["ipsets"]["evpn-gateways"]["cidrs"] == ["10.1.1.1", "fd00:11::1"]
+    assert [r["proto"] for r in fw["groups"]["evpn-sdn"]["rules"]] == ["icmp", "ipv6-icmp"]
+
+
+def test_firewall_switch_and_backend_left_alone_unless_the_pillar_sets_them(federation):
     fw = evpn.firewall("wro", federation=federation)
-    assert fw["options"] == {}
+    assert fw["options"] == {} and fw["node_options"] == {}
     assert "evpn-management" not in fw["ipsets"]
-    assert fw["absent_rules"] == ["evpn-management"]
+    assert fw["absent_rules"] == ["evpn-management", "evpn-sdn"]
     assert fw["rules"][0]["rule"]["dport"] == "51820"
     fed = copy.deepcopy(federation)
-    fed["sites"]["wro"]["firewall"] = {"enable": False}
-    assert evpn.firewall("wro", federation=fed)["options"] == {"enable": 0}
+    fed["sites"]["wro"]["firewall"] = {"enable": False, "nftables": False}
+    fw = evpn.firewall("wro", federation=fed)
+    assert fw["options"] == {"enable": 0} and fw["node_options"] == {"pve-wro1": {"nftables": 0}}
 
 
 def test_invalid_pillar_raises_with_every_error(federation):
