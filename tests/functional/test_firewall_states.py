@@ -9,6 +9,9 @@ from salt.exceptions import CommandExecutionError
 
 from support.pve import pvesh, pvesh_calls, pvesh_writes
 
+MANAGEMENT = (
+    "IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)"
+)
 CLUSTER_FW = """[IPSET evpn-gateways] # evpn: gateways of this cluster's vnets
 
 10.1.1.1
@@ -172,7 +175,7 @@ def test_the_users_rules_groups_and_ipsets_keep_their_place(loaders, cluster):
     states = _apply(loaders)
     assert all(s["result"] is True for s in states.values()), states
     assert _rule_lines(cluster) == [
-        "IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)",
+        MANAGEMENT,
         "IN ACCEPT -p udp -dport 51820 # evpn-wireguard: WireGuard underlay (peers may move)",
         "GROUP evpn-wg -i wg0 # evpn-wg: federation traffic on the WireGuard interface",
         "GROUP evpn-sdn -i roz1 # evpn-sdn-roz1: guests of vnet roz1",
@@ -234,9 +237,7 @@ def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
     krk = {"network": "10.3.0.0/24", "nodes": {"pve-krk1": {"address": "10.3.0.1", "endpoint": "krk.example.net"}}}
     states = _apply(loaders, pillar={"evpn": {"sites": {"krk": krk, "roz": {"firewall": {"management": []}}}}})
     assert states["evpn-firewall-ipset-evpn-wireguard"]["changes"] == {"added": ["10.3.0.1"]}
-    assert states["evpn-firewall-rules"]["changes"]["rules"]["old"][0] == (
-        "IN ACCEPT -source +dc/evpn-management -p tcp -dport 22,8006 # evpn-management: management access (SSH, web UI)"
-    )
+    assert states["evpn-firewall-rules"]["changes"]["rules"]["old"][0] == (MANAGEMENT)
     assert pvesh_writes(log).count(("DELETE", "/cluster/firewall/rules/0")) == 1
     assert _rule_lines(cluster)[0].startswith("IN ACCEPT -p udp -dport 51820")
 
