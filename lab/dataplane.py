@@ -53,8 +53,9 @@ def adapt_interfaces(text, mac):
 
 
 def adapt_frr(text):
-    """frr.conf with the L3 VNI in the default VRF and no per-zone VRF instance."""
-    stanzas = text.split("\n!\n")
+    """frr.conf with the L3 VNI in the default VRF and no per-zone VRF instance. Stanzas are
+    what lies between lines of ``!`` (pve-network 0.11.x, PVE 8.4, writes two after the header)."""
+    stanzas = [s for s in re.split(r"\n(?:!\n)+", text.rstrip("\n")) if s]
     kept = []
     for stanza in stanzas:
         first = stanza.splitlines()[0] if stanza else ""
@@ -65,14 +66,14 @@ def adapt_frr(text):
             continue
         elif re.match(r"router bgp \d+$", first):
             without_imports = re.sub(
-                r" !\n address-family ipv6? unicast\n(  import vrf \S+\n)+ exit-address-family\n", "", stanza
+                r" !\n address-family ipv[46] unicast\n(  import vrf \S+\n)+ exit-address-family\n", "", stanza
             )
             kept.append(
                 without_imports.replace("  advertise-all-vni\n", "  advertise-all-vni\n  advertise ipv4 unicast\n")
             )
         else:
             kept.append(stanza)
-    return "\n!\n".join(kept)
+    return "\n!\n".join(kept) + "\n"
 
 
 def start_frr(node):

@@ -171,7 +171,7 @@ def seen_by_www(lab, guest, www):
             "exec",
             f"{lab.prefix}{guest.namespace}",
             sys.executable,
-            str(REPO / "lab" / "www.py"),
+            str(REPO / "lab" / "answer.py"),
             "--ask",
             www,
         ],

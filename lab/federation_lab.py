@@ -1,7 +1,7 @@
 """
 A federation in a lab, built from a plan (lab/topology.py: the pillar and the topology file read
 together): the emulated internet with its DNS server (dnsmasq answering every endpoint name), the
-host ``www`` (lab/www.py) and the salt-master (with the checkout's reactor), as a VPS would run it;
+host ``www`` (lab/answer.py) and the salt-master (with the checkout's reactor), as a VPS would run it;
 per site its NAT routers with the port forwards its nodes' endpoints need (or nodes on public
 addresses), one emulated PVE cluster shared by the site's nodes (lab/bin/pvesh, the PVE version
 of the topology); per node wireguard-go and a salt-minion whose ``pvesh`` is the emulator; after a
@@ -30,6 +30,8 @@ from salt_daemons import SALT_BIN, SaltMaster, start_minion
 
 LAB = pathlib.Path(__file__).resolve().parent
 BEACON_INTERVAL = 1  # seconds, in the lab's pillar copy (5 in the checkout's)
+STAND_IN_TCP = (22, 8006)  # sshd, pveproxy
+STAND_IN_UDP = (5405,)  # corosync
 
 
 def lab_pillar(source, destination, extra=None):
@@ -96,7 +98,17 @@ class Federation:
         dns = self.lab.host("dns", "dns", internet["dns"])
         self.lab.start_dns(self.plan.dns, namespace=dns)
         www = self.lab.host("www", "www", internet["www"])
-        self.lab.spawn(www, sys.executable, str(LAB / "www.py"), "--serve", str(self.www_log), label="www")
+        self.lab.spawn(
+            www,
+            sys.executable,
+            str(LAB / "answer.py"),
+            "--serve",
+            str(self.www_log),
+            "--tcp",
+            "80",
+            "--icmp",
+            label="www",
+        )
         master_node = self.lab.node("master", internet["master"], role="master")
         self.master = self._master_of(master_node)
         self.master.start()
@@ -150,6 +162,18 @@ class Federation:
             to_port = node.public_port if index + 1 < len(routers) else self.plan.wireguard_port
             self.lab.routers[router.namespace].forward(node.public_port, target, to_port)
         made.start_wireguard("wg0")
+        # Stand-ins for sshd, pveproxy and corosync: what the firewall lets through answers.
+        made.spawn(
+            sys.executable,
+            str(LAB / "answer.py"),
+            "--serve",
+            str(made.root / "answers.log"),
+            "--tcp",
+            ",".join(map(str, STAND_IN_TCP)),
+            "--udp",
+            ",".join(map(str, STAND_IN_UDP)),
+            label="sshd, pveproxy and corosync stand-ins",
+        )
         # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it.
         options = {"pve_config_dir": str(self.clusters / node.site)}
         start_minion(made, node.id, self.plan.internet["master"], self.state, self.environ(node), options)
