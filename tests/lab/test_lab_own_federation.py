@@ -10,16 +10,16 @@ topology the lab cannot emulate is refused before anything is made.
 import pytest
 import yaml
 
+from support.federation import REPO
 from support.labrun import LabRun
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 evpnlab = LabRun("lo")
 
 PILLAR = {
+    # The checkout's federation-wide file (include, mine, beacon) with this federation's settings.
     "init.sls": {
-        "include": ["evpn.sites.*"],
-        "mine_functions": {"wireguard_public_key": [{"mine_function": "wireguard.public_key"}, {"interface": "wg0"}]},
-        "beacons": {"evpn_endpoint": [{"interval": 1}]},
+        **yaml.safe_load((REPO / "pillar" / "evpn" / "init.sls").read_text()),
         "evpn": {
             "asn": 65100,
             "controller": "fed",
