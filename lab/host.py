@@ -13,6 +13,8 @@ PROGRAMS = {
     "dnsmasq": "dnsmasq-base",
     "ifreload": "ifupdown2",
     "nft": "nftables",
+    "iptables-legacy-restore": "iptables",
+    "ipset": "ipset",
     "conntrack": "conntrack",
     "ip": "iproute2",
     "nsenter": "util-linux",
