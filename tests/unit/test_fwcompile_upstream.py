@@ -12,13 +12,15 @@ import pytest
 
 from pvesim.fwcompile import compile_node
 
-SNAPSHOT = pathlib.Path(__file__).parents[1] / "data" / "proxmox-firewall-1.2.2"
-# the commands of full_host_fw() up to the end of the host table: reset, SDN and IPAM sets (in
-# both tables), management and cluster sets, group, cluster, ct helper, option and host chains
-HOST_PART = 232
+DATA = pathlib.Path(__file__).parents[1] / "data"
+# per PVE version: the upstream test of its proxmox-firewall, and how many commands of the
+# snapshot full_host_fw() emits before it turns to guests (reset, SDN and IPAM sets in both
+# tables, management and cluster sets, group, cluster, ct helper, option and host chains)
+SNAPSHOTS = {"8.4": (DATA / "proxmox-firewall-0.7.1", 220, 306), "9.1": (DATA / "proxmox-firewall-1.2.2", 232, 341)}
+SNAPSHOT = SNAPSHOTS["9.1"][0]
 
 
-def _snapshot_root(tmp_path):
+def _snapshot_root(tmp_path, snapshot=SNAPSHOT):
     root = tmp_path / "pve"
     for source, target in (
         ("cluster.fw", "firewall/cluster.fw"),
@@ -27,17 +29,17 @@ def _snapshot_root(tmp_path):
         ("ipam.db", "priv/ipam.db"),
     ):
         (root / target).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SNAPSHOT / "input" / source, root / target)
+        shutil.copy(snapshot / "input" / source, root / target)
     return root
 
 
-def _snapshot_commands():
-    text = (SNAPSHOT / "snapshots" / "integration_tests__firewall.snap").read_text()
+def _snapshot_commands(snapshot):
+    text = (snapshot / "snapshots" / "integration_tests__firewall.snap").read_text()
     return json.loads(text.split("\n---\n", 1)[1])["nftables"]
 
 
-def _existing_chains():
-    listing = json.loads((SNAPSHOT / "input" / "chains.json").read_text())["nftables"]
+def _existing_chains(snapshot):
+    listing = json.loads((snapshot / "input" / "chains.json").read_text())["nftables"]
     return [item["chain"] for item in listing if "chain" in item]
 
 
@@ -46,21 +48,24 @@ def _batch(result):
     return json.loads(steps[-1]["stdin"])["nftables"]
 
 
-def test_snapshot_host_table_is_reproduced_command_for_command(tmp_path):
-    """From upstream's own inputs (its chains.json as the node's existing chains), PVE 9.1's
-    compiler emits the snapshot's first 232 commands exactly, in order and with the same JSON:
-    everything full_host_fw() emits before it turns to guests. The snapshot's remaining 109
-    commands build the bridge table for its two guests; the emulator has no guest firewall, so
-    where they start it deletes that table, as proxmox-firewall does on a node without
-    firewalled guests."""
-    result = compile_node(_snapshot_root(tmp_path), "node1", "9.1", state={"nft_chains": _existing_chains()})
-    snapshot, batch = _snapshot_commands(), _batch(result)
+@pytest.mark.parametrize("version", ["8.4", "9.1"])
+def test_snapshot_host_table_is_reproduced_command_for_command(tmp_path, version):
+    """From upstream's own test inputs (its chains.json as the node's existing chains), each
+    version's compiler emits its proxmox-firewall snapshot's commands exactly, in order and
+    with the same JSON, up to where full_host_fw() turns to guests (220 of 306 commands for
+    0.7.1, 232 of 341 for 1.2.2). The rest build the bridge table for the test's two guests;
+    the emulator has no guest firewall, so there it deletes that table, as proxmox-firewall
+    does on a node without firewalled guests."""
+    data, host_part, total = SNAPSHOTS[version]
+    state = {"nft_chains": _existing_chains(data)}
+    result = compile_node(_snapshot_root(tmp_path, data), "node1", version, state=state)
+    snapshot, batch = _snapshot_commands(data), _batch(result)
     assert (result["backend"], result["outcome"]) == ("nftables", "load")
-    assert len(snapshot) == 341
-    assert batch[:HOST_PART] == snapshot[:HOST_PART]
-    assert json.dumps(batch[:HOST_PART]) == json.dumps(snapshot[:HOST_PART])  # key order too
-    assert batch[HOST_PART:] == [{"delete": {"table": {"family": "bridge", "name": "proxmox-firewall-guests"}}}]
-    guest_part = snapshot[HOST_PART:]
+    assert len(snapshot) == total
+    assert batch[:host_part] == snapshot[:host_part]
+    assert json.dumps(batch[:host_part]) == json.dumps(snapshot[:host_part])  # key order too
+    assert batch[host_part:] == [{"delete": {"table": {"family": "bridge", "name": "proxmox-firewall-guests"}}}]
+    guest_part = snapshot[host_part:]
     assert {next(iter(next(iter(c.values())).values()))["family"] for c in guest_part} == {"bridge"}
     assert guest_part[0]["add"]["set"]["name"] == "v4-dc/management"
 
