@@ -33,7 +33,8 @@ def _text(version):
 
 
 def read_cluster(root, node):
-    """The files both daemons read, as text ("" when absent)."""
+    """The files both daemons read, as text: "" for an absent cluster.fw or host.fw, None for
+    the others."""
     root = pathlib.Path(root)
 
     def read(*relative):
