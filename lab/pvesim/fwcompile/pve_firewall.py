@@ -360,15 +360,19 @@ def verify_rule(rule, cluster_conf, fw_conf, rule_env):
             add_error("proto", f"unknown protocol '{proto}'")
         set_ip_version({"icmp": 4, "icmpv6": 6, "ipv6-icmp": 6}.get(proto))
         is_icmp = _is_icmp(proto)
-    if rule.get("dport"):
+
+    def check_ports(key, icmp_allowed):
         try:
-            parse_port_name_number_or_range(rule["dport"], is_icmp)
+            parse_port_name_number_or_range(rule[key], icmp_allowed)
         except PerlDie as err:
-            add_error("dport", str(err))
+            add_error(key, str(err))
         if not proto:
-            add_error("proto", "missing property - 'dport' requires this property")
-        if proto not in PROTOCOLS_WITH_PORTS and not is_icmp:
-            add_error("dport", f"protocol '{proto or ''}' does not support ports")
+            add_error("proto", f"missing property - '{key}' requires this property")
+        if proto not in PROTOCOLS_WITH_PORTS and not icmp_allowed:
+            add_error(key, f"protocol '{proto or ''}' does not support ports")
+
+    if rule.get("dport"):
+        check_ports("dport", is_icmp)
     if rule.get("icmp-type"):
         icmp_type = rule["icmp-type"]
         if not is_icmp:
@@ -380,14 +384,7 @@ def verify_rule(rule, cluster_conf, fw_conf, rule_env):
         elif proto in ("icmpv6", "ipv6-icmp") and icmp_type not in tables()["icmpv6_type_names"]:
             add_error("icmp-type", f"invalid icmp-type '{icmp_type}' for proto '{proto}'")
     if rule.get("sport"):
-        try:
-            parse_port_name_number_or_range(rule["sport"], False)
-        except PerlDie as err:
-            add_error("sport", str(err))
-        if not proto:
-            add_error("proto", "missing property - 'sport' requires this property")
-        if proto not in PROTOCOLS_WITH_PORTS:
-            add_error("sport", f"protocol '{proto or ''}' does not support ports")
+        check_ports("sport", False)
     for key in ("source", "dest"):
         if rule.get(key):
             try:
@@ -471,32 +468,18 @@ def generic_fw_config_parser(filename, text, cluster_conf, rule_env, messages, s
         if "aliases" in res and re.fullmatch(r"\[aliases\]", line, re.I):
             section = "aliases"
             continue
-        header = "groups" in res and re.fullmatch(r"\[group\s+(\S+)\]\s*(?:#\s*(.*?)\s*)?", line, re.I)
-        if header:
-            section, group = "groups", header.group(1).lower()
-            if len(group) > 18 or not re.fullmatch(NAME, group):
-                messages.append(
-                    f"{prefix}: "
-                    + ("security group name too long" if len(group) > 18 else f"invalid security group name '{group}'")
-                )
-                section = group = None
-                continue
-            res["groups"][group] = []
-            continue
         if re.fullmatch(r"\[rules\]", line, re.I):
             section = "rules"
             continue
-        header = "ipset" in res and re.fullmatch(r"\[ipset\s+(\S+)\]\s*(?:#\s*(.*?)\s*)?", line, re.I)
-        if header:
-            section, group = "ipset", header.group(1).lower()
-            if len(group) > 64 or not re.fullmatch(NAME, group):
-                messages.append(
-                    f"{prefix}: " + ("ipset name too long" if len(group) > 64 else f"invalid ipset name '{group}'")
-                )
+        named = _named_section(line, res)
+        if named:
+            section, group, error = named
+            if error:
+                messages.append(f"{prefix}: {error}")
                 section = group = None
-                continue
-            res["ipset"][group] = []
-            group_keys = set()
+            else:
+                res[section][group] = []
+                group_keys = set()
             continue
         if not section:
             messages.append(f"{prefix}: skip line - no section")
@@ -518,6 +501,21 @@ def generic_fw_config_parser(filename, text, cluster_conf, rule_env, messages, s
         except PerlDie as err:
             messages.append(f"{prefix}: {err.args[0]}")
     return res
+
+
+def _named_section(line, res):
+    """A ``[group name]`` or ``[ipset name]`` header (for the files that have them):
+    (section, lower-cased name, error or None), or None for another line."""
+    for section, keyword, longest, what in (("groups", "group", 18, "security group"), ("ipset", "ipset", 64, "ipset")):
+        header = section in res and re.fullmatch(rf"\[{keyword}\s+(\S+)\]\s*(?:#\s*(.*?)\s*)?", line, re.I)
+        if header:
+            name = header.group(1).lower()
+            if len(name) > longest:
+                return section, name, f"{what} name too long"
+            if not re.fullmatch(NAME, name):
+                return section, name, f"invalid {what} name '{name}'"
+            return section, name, None
+    return None
 
 
 def _ipset_entry(line, cluster_conf, res, group_keys):
