@@ -263,3 +263,28 @@ def test_bridge_support_is_probed_without_changing_the_node(namespaces):
     assert namespaces.run(node, "nft", "list", "ruleset").stdout == before
     works = namespaces.run(node, "nft", "-c", "-f", "-", stdin=data_text("proxmox-firewall-1.2.2.nft"), check=False)
     assert facts["nft_bridge"] == (works.returncode == 0)
+
+
+@pytest.mark.parametrize(
+    ("version", "snapshot"), [("8.4", "proxmox-firewall-0.7.1"), ("9.1", "proxmox-firewall-1.2.2")]
+)
+def test_upstream_test_inputs_load_into_nft(namespaces, tmp_path, version, snapshot):
+    """The batch compiled from proxmox-firewall's own test inputs (conntrack helpers, synflood
+    protection, SDN and IPAM sets with ranges, macros, logging) loads, twice."""
+    node = Node(namespaces, tmp_path, version)
+    inputs = REPO / "tests" / "data" / snapshot / "input"
+    for source, target in (
+        ("cluster.fw", "firewall/cluster.fw"),
+        ("host.fw", "nodes/pve1/host.fw"),
+        (".running-config.json", "sdn/.running-config"),
+        ("ipam.db", "priv/ipam.db"),
+    ):
+        (tmp_path / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(inputs / source, tmp_path / target)
+    for _ in range(2):
+        result = node.apply()
+        assert (result["outcome"], result["message"]) == ("load", None)
+    helpers = node.nft("list", "chain", "inet", "proxmox-firewall", "ct-in").stdout
+    assert 'tcp dport 21 ct helper set "helper-ftp-tcp"' in helpers
+    elements = node.nft("list", "set", "inet", "proxmox-firewall", "v4-sdn/public-dhcp").stdout
+    assert "10.101.99.100-10.101.99.200" in elements
