@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # Lab nodes are network namespaces running these programs; the test tiers build lab nodes too.
-PACKAGES := wireguard-go wireguard-tools frr frr-pythontools dnsmasq-base ifupdown2 nftables iptables conntrack iproute2 iputils-ping procps
+PACKAGES := wireguard-go wireguard-tools frr frr-pythontools dnsmasq-base ifupdown2 nftables iptables ipset conntrack iproute2 iputils-ping procps
 
 packages:
 	@test "$$(id -u)" = 0 || { echo "make packages: the lab and the tests make network namespaces: run as root" >&2; exit 1; }

@@ -14,6 +14,8 @@ PROGRAMS = {
     "ifreload": "ifupdown2",
     "nft": "nftables",
     "iptables": "iptables",
+    "iptables-legacy-restore": "iptables",
+    "ipset": "ipset",
     "conntrack": "conntrack",
     "ip": "iproute2",
     "nsenter": "util-linux",
