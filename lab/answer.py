@@ -3,8 +3,9 @@ A lab host that answers and records what reaches it: the internet host ``www`` (
 source of every ping) and, on each node, stand-ins for sshd (TCP 22), pveproxy (TCP 8006) and
 corosync (UDP 5405), so that what a firewall lets through can be tested from anywhere.
 
-Each TCP connection gets one line back, the source address it came from; each UDP datagram is
-answered with the same line; every one is logged as ``<time> <tcp|udp|icmp> <port> <address>``
+Each TCP connection gets one line back, the source address it came from, then every line it
+sends echoed (a session that stays open as long as the client keeps it); each UDP datagram is
+answered with the source line; every one is logged as ``<time> <tcp|udp|icmp> <port> <address>``
 (ICMP: echo requests, seen through a raw socket; the kernel answers them).
 
     python3 lab/answer.py --serve LOG --tcp 80 --icmp            # inside the www namespace
@@ -29,11 +30,13 @@ def log_line(log, kind, port, address):
 
 
 def serve(log, tcp_ports, udp_ports, icmp):
-    class Tcp(socketserver.BaseRequestHandler):
+    class Tcp(socketserver.StreamRequestHandler):
         def handle(self):
             address = self.client_address[0]
             log_line(log, "tcp", self.server.server_address[1], address)
-            self.request.sendall(f"{address}\n".encode())
+            self.wfile.write(f"{address}\n".encode())
+            for line in self.rfile:  # a session: each line sent is echoed until the client closes
+                self.wfile.write(line)
 
     class Udp(socketserver.BaseRequestHandler):
         def handle(self):

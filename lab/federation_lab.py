@@ -23,9 +23,10 @@ import tempfile
 import yaml
 
 import dataplane
+import firewalld
 import topology
 from emulated_pve import emulated_pve_environ
-from netns import Lab, internet_gateway
+from netns import Lab, internet_gateway, wait_until
 from salt_daemons import SALT_BIN, SaltMaster, start_minion
 
 LAB = pathlib.Path(__file__).resolve().parent
@@ -177,6 +178,15 @@ class Federation:
         # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it.
         options = {"pve_config_dir": str(self.clusters / node.site)}
         start_minion(made, node.id, self.plan.internet["master"], self.state, self.environ(node), options)
+        # What pve-firewall or proxmox-firewall does on the node: load the compiled firewall on change.
+        made.spawn(
+            sys.executable,
+            str(LAB / "firewalld.py"),
+            "--log",
+            str(made.root / "firewall.log"),
+            label="firewall daemon",
+            env=self.environ(node),
+        )
         return made
 
     def environ(self, node):
@@ -227,6 +237,23 @@ class Federation:
                 site=self.plan.nodes()[guest.node].site,
             )
             report(f"{guest.namespace}: {guest.address} on {guest.node}'s {guest.vnet}, gateway {guest.gateway}")
+
+    def firewall_rounds(self, node_id):
+        """What the node's firewall daemon did, oldest first (lab/firewalld.py's log)."""
+        log = self.lab.nodes[node_id].root / "firewall.log"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+
+    def wait_for_firewall(self, node_ids, timeout=30):
+        """Until every node's firewall daemon has loaded (or unloaded) what its cluster's files
+        hold now; returns {node: that round}."""
+        nodes = self.plan.nodes()
+        wanted = {n: firewalld.watched(self.clusters / nodes[n].site, nodes[n].pve_node) for n in node_ids}
+
+        def loaded():
+            return all(self.firewall_rounds(n) and self.firewall_rounds(n)[-1]["digest"] == wanted[n] for n in node_ids)
+
+        wait_until(loaded, f"the firewall daemons of {node_ids} did not load their files within {timeout} s", timeout)
+        return {n: self.firewall_rounds(n)[-1] for n in node_ids}
 
     # --- growing ------------------------------------------------------------------------------
 

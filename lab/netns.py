@@ -162,7 +162,7 @@ class Lab:
         namespace = self._namespace(name, role, site=site, node=name if role == "node" else None)
         self._uplink(namespace, upstream, UPLINK, cidr, gateway or internet_gateway(cidr.split("/")[0]))
         node = Node(self, name, namespace)
-        node.setup()
+        node.setup(cidr.split("/")[0])
         self.nodes[name] = node
         self.save()
         return node
@@ -382,12 +382,14 @@ class Node:
         self.root = lab.state / "nodes" / name  # the node's private folders
         self.hosts_file = self.root / "hosts"  # the node's /etc/hosts, rewritable from outside
 
-    def setup(self):
+    def setup(self, address):
         """The node's mount and UTS namespaces, made from the host's mount namespace."""
         resolv = self.root / "resolv.conf"
         resolv.parent.mkdir(parents=True, exist_ok=True)
         resolv.write_text(f"nameserver {self.lab.dns_server}\noptions timeout:1 attempts:1\n")
-        self.hosts_file.write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.name}\n")
+        # The node's name resolves to its own address, as PVE's installer writes /etc/hosts (the
+        # firewall daemons take the node's network from it).
+        self.hosts_file.write_text(f"127.0.0.1 localhost\n{address} {self.name}\n")
         commands = [f"mount --bind {resolv} /etc/resolv.conf", f"mount --bind {self.hosts_file} /etc/hosts"]
         for target in NODE_PRIVATE_DIRS:
             source = self.root / target.strip("/").replace("/", "-")

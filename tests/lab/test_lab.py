@@ -3,11 +3,11 @@
 the Makefile runs it (lab/evpnlab.py, in a state folder and namespace prefix of its own): roz
 behind two NAT routers with two nodes of one PVE 9.1 cluster, wro behind one with a dynamic WAN
 address on PVE 8.4. Every check runs from outside the nodes (``ip netns exec``, lab.json). Each test
-sets up what it asserts on, so they hold in any order; tear-down is checked when the module ends.
+sets up what it asserts on, so they hold in any order; tear-down is checked when the session ends
+(tests/lab/conftest.py).
 """
 
 import ipaddress
-import json
 import subprocess
 import sys
 
@@ -15,16 +15,12 @@ import pytest
 
 from federation_lab import Federation
 from support.federation import REPO
-from support.labrun import LabRun
+from support.labrun import bgp_peers, in_namespace, public_key, wg_endpoints
+from support.labrun import default_lab as evpnlab
 from support.pve import pvesh, pvesh_writes
 
 pytestmark = pytest.mark.usefixtures("lab_host")
-evpnlab = LabRun("lt")
 STATE, PREFIX = evpnlab.state, evpnlab.prefix
-
-
-def in_namespace(namespace, *argv):
-    return subprocess.run(["ip", "netns", "exec", namespace, *argv], capture_output=True, text=True, check=False)
 
 
 def ping(source, target_ip, *options, tries=10):
@@ -33,15 +29,6 @@ def ping(source, target_ip, *options, tries=10):
         in_namespace(PREFIX + source.namespace, "ping", "-c1", "-W1", *options, target_ip).returncode == 0
         for _ in range(tries)
     )
-
-
-def wg_endpoints(node):
-    """{public key: endpoint} of the node's live WireGuard peers."""
-    return dict(line.split("\t") for line in node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
-
-
-def public_key(node):
-    return node.run("wg", "show", "wg0", "public-key").stdout.strip()
 
 
 def udp_probe(node, address, port):
@@ -55,30 +42,6 @@ def udp_probe(node, address, port):
         "except OSError:\n    print('silent')\n"
     )
     return node.run(sys.executable, "-c", script, address, str(port)).stdout.strip()
-
-
-def bgp_peers(node):
-    return json.loads(node.run("vtysh", "-c", "show bgp l2vpn evpn summary json").stdout)["peers"]
-
-
-@pytest.fixture(scope="module")
-def built():
-    """`make lab` from nothing; when the module ends, `make lab-down` must leave nothing."""
-    try:
-        up = evpnlab("up")
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield
-    finally:
-        evpnlab.down_leaves_nothing()
-
-
-@pytest.fixture
-def lab(built):
-    """The lab as it is now (another test may have added a node or moved a site), every minion
-    answering its master (a node behind a renumbered router reconnects within seconds)."""
-    federation = Federation.load(STATE)
-    federation.master.wait_for(federation.built_nodes(), timeout=60)
-    return federation
 
 
 def test_every_guest_reaches_every_other_across_nodes_and_sites(lab):

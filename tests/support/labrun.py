@@ -1,6 +1,7 @@
 """lab/evpnlab.py as the Makefile runs it, in a state folder and namespace prefix of its own, and
 the check that tear-down leaves nothing of it behind."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -42,3 +43,27 @@ class LabRun:
         assert not self.state.exists()
         if self.recorded:
             assert [label for pid, start, label in self.recorded.processes if alive(pid, start)] == []
+
+
+# The default lab of the lab tier (tests/lab/conftest.py builds it once per session).
+default_lab = LabRun("lt")
+
+
+def in_namespace(namespace, *argv, timeout=30):
+    """A command in a lab namespace (``ip netns exec``), its output captured."""
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, *argv], capture_output=True, text=True, check=False, timeout=timeout
+    )
+
+
+def wg_endpoints(node):
+    """{public key: endpoint} of the node's live WireGuard peers."""
+    return dict(line.split("\t") for line in node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
+
+
+def public_key(node):
+    return node.run("wg", "show", "wg0", "public-key").stdout.strip()
+
+
+def bgp_peers(node):
+    return json.loads(node.run("vtysh", "-c", "show bgp l2vpn evpn summary json").stdout)["peers"]
