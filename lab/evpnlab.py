@@ -8,7 +8,7 @@ The local federation in network namespaces: the make lab targets.
     python lab/evpnlab.py shell NAME                            # make lab-shell NODE=
     python lab/evpnlab.py down                                  # make lab-down
 
-``up`` reads the pillar (default: the checkout's pillar/) with the topology (default:
+``up`` reads the pillar (default: lab/pillar, the example sites roz and wro) with the topology (default:
 lab/topology.yaml; lab/topology.py says what it holds), refuses what the lab cannot emulate, then
 builds the federation (lab/federation_lab.py), converges it with ``salt-run state.orchestrate
 orch.evpn``, loads what each cluster's SDN apply rendered for each node, starts the guests and
@@ -309,7 +309,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="build, converge and prove the federation")
-    up_parser.add_argument("--pillar", type=pathlib.Path, default=REPO / "pillar", help="a pillar tree (evpn/...)")
+    up_parser.add_argument(
+        "--pillar", type=pathlib.Path, default=topology.DEFAULT_PILLAR, help="a pillar tree (top.sls, evpn/...)"
+    )
     up_parser.add_argument("--topology", type=pathlib.Path, default=topology.DEFAULT_TOPOLOGY)
     add_parser = commands.add_parser("add", help="a node or a site of the topology that the lab does not have yet")
     which = add_parser.add_mutually_exclusive_group(required=True)
