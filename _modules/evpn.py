@@ -680,19 +680,50 @@ def _valid_config(federation):
 
 
 # --------------------------------------------------------------------------------------------
+# Pillar files Salt could not render: it leaves them out of the pillar and lists its messages
+# under ``_errors``; validate names each file instead of checking the federation without it.
+# --------------------------------------------------------------------------------------------
+
+SLS_IN_MESSAGE = re.compile(r"SLS '([^']+)'")
+
+
+def _render_errors(messages):
+    errors = []
+    for message in dict.fromkeys(messages):  # Salt repeats a message for every include of the file
+        sls = SLS_IN_MESSAGE.search(message)
+        if sls is None:
+            errors.append(f"pillar: {message}")
+            continue
+        name = sls.group(1)
+        where = f"pillar file {name.replace('.', '/')}.sls (SLS {name})"
+        if "*" in name:  # an include that matches no file: an empty sites folder
+            where = f"pillar files {name.replace('.', '/')}.sls (include {name}): none exists yet, add one per site"
+        hint = (
+            " (the cause is in Salt's log; salt-run evpn.validate on a master shows it)"
+            if "master log" in message
+            else ""
+        )
+        errors.append(f"{where}: {message}{hint}")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
 
 
-def validate(federation=None):
+def validate(federation=None, render_errors=None):
     """
     Check the ``evpn`` pillar against every rule of the federation: types, unknown keys, PVE id
     rules, unique and well-formed addresses, VNIs and vnet ids, overlapping networks anywhere,
     gateways inside their subnets, exit nodes and leaders that are nodes of their site, MTU and
-    port ranges. Every problem is reported, each prefixed with its pillar key path.
+    port ranges. Every problem is reported, each prefixed with its pillar key path. A pillar file
+    that Salt could not render is an error too, naming the file and Salt's message: Salt leaves
+    what it holds out of the pillar, so a broken site file would otherwise just vanish from the
+    federation.
 
     Returns ``{"errors": [...], "warnings": [...]}``; the pillar is usable when ``errors`` is
-    empty.
+    empty. With errors, the exit code of ``salt-call`` (and ``salt``) is 1.
 
     federation
         The ``evpn`` pillar to check instead of this minion's own.
@@ -703,10 +734,18 @@ def validate(federation=None):
 
         salt-call evpn.validate
     """
+    if render_errors is None and federation is None:
+        render_errors = __pillar__.get("_errors") or []
+    errors, warnings = _render_errors(render_errors or []), []
     if _pillar(federation) is None:
-        return {"errors": ["evpn: is required (this minion has no evpn pillar)"], "warnings": []}
-    _, report = _check(_pillar(federation))
-    return {"errors": list(report.errors), "warnings": list(report.warnings)}
+        errors.append("evpn: is required (this minion has no evpn pillar)")
+    else:
+        _, report = _check(_pillar(federation))
+        errors += report.errors
+        warnings += report.warnings
+    if errors:
+        __context__["retcode"] = 1
+    return {"errors": errors, "warnings": warnings}
 
 
 def config(federation=None):
@@ -715,6 +754,10 @@ def config(federation=None):
 
     federation
         The ``evpn`` pillar to use instead of this minion's own.
+
+    render_errors
+        Salt's messages for the pillar files it could not render, instead of those of this
+        minion's pillar (its ``_errors``).
 
     CLI Example:
 

@@ -1,7 +1,8 @@
 """
 Masterless use from the checkout root, as a user tries the tree on one node: ``salt-call``
 picks up the Saltfile, which points at etc/minion (the checkout's own salt/, pillar/ and custom
-modules, no sync step).
+modules, no sync step). The checkout's pillar/ holds no site (a real deployment adds its own);
+the lab's example sites are one ``--pillar-root lab/pillar`` away.
 """
 
 import functools
@@ -71,6 +72,7 @@ def broken_pillar(tmp_path):
 
 def test_validate_returns_every_error_with_its_key_path(salt_call, broken_pillar):
     proc = salt_call("--id", "pve-roz1", "--pillar-root", str(broken_pillar), "evpn.validate")
+    assert proc.returncode == 1
     errors = _local(proc)["errors"]
     assert sorted(e.split(": ", 1)[0] for e in errors) == [
         "evpn:sites:wro:nodes:pve-wro1:address",
@@ -125,8 +127,8 @@ def test_file_server_holds_the_state_tree_and_modules_only(salt_call):
 
 def test_every_custom_module_folder_is_linked_into_the_file_root():
     """Minions get _modules, _states, _beacons only through salt://, i.e. through these links.
-    Runners stay on the master (runner_dirs in etc/master)."""
-    folders = [p for p in REPO.glob("_*") if p.is_dir() and p.name != "_runners"]
+    Runners and their outputters stay on the master (runner_dirs, module_dirs in etc/master)."""
+    folders = [p for p in REPO.glob("_*") if p.is_dir() and p.name not in ("_runners", "_output")]
     assert folders, "no custom module folder"
     for folder in folders:
         link = REPO / "salt" / folder.name
