@@ -1255,27 +1255,28 @@ def sdn_keep(site=None, federation=None):
     return keep
 
 
-def sysctl_settings(interfaces):
+def sysctl_settings():
     """
-    The kernel parameters every node gets, in sysctl's notation (an interface name with a dot is
-    written with a slash): forwarding, netfilter on bridged traffic, and loose reverse-path
-    filtering (traffic through exit nodes is asymmetric) on ``all``, ``default`` and each of
-    ``interfaces``; the kernel uses the higher of ``all`` and an interface's own value.
-
-    interfaces
-        The interfaces the node has now (the names under ``/proc/sys/net/ipv4/conf``).
+    The kernel parameters every node gets, the same on every run whatever interfaces come and go:
+    forwarding, netfilter on bridged traffic, and loose reverse-path filtering (traffic through
+    exit nodes is asymmetric). The kernel filters an interface with the higher of ``all`` and the
+    interface's own rp_filter, and gives a new interface the value of ``default``; so rp_filter is
+    0 on ``all``, on ``default``, and on every interface through the wildcard
+    ``net.ipv4.conf.*.rp_filter``: ``sysctld.managed`` sets it on the interfaces that exist and
+    persists it as a wildcard, which systemd-sysctl applies at boot and to each interface as it
+    appears (its udev rule), also where something else sets a new interface's value.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call evpn.sysctl_settings '[all, default, lo, vmbr0]'
+        salt-call evpn.sysctl_settings
     """
-    settings = {
-        "net.ipv4.ip_forward": 1,
-        "net.bridge.bridge-nf-call-iptables": 1,
+    return {
         "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.ipv4.conf.*.rp_filter": 0,
+        "net.ipv4.conf.all.rp_filter": 0,
+        "net.ipv4.conf.default.rp_filter": 0,
+        "net.ipv4.ip_forward": 1,
     }
-    for interface in {"all", "default", *interfaces} - {".", ".."}:
-        settings[f"net.ipv4.conf.{interface.replace('.', '/')}.rp_filter"] = 0
-    return dict(sorted(settings.items()))
