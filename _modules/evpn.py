@@ -246,19 +246,38 @@ VNET_SCHEMA = {
 }
 
 
+IPV4_UNDERLAY = (
+    "is IPv6, and the underlay is IPv4 only (the WireGuard routes, the firewall's IP sets, FRR's BGP "
+    "peers and PVE's VTEP address are built and tested for IPv4): use an IPv4 address here; "
+    "endpoints may be IPv6"
+)
+
+
+def _underlay(check):
+    """``check``, then: an IPv4 address or network (the WireGuard addresses, the underlay)."""
+
+    def checked(value):
+        problem = check(value)
+        if problem is None and ipaddress.ip_network(value, strict=False).version == 6:
+            return f"{value} {IPV4_UNDERLAY}"
+        return problem
+
+    return checked
+
+
 def _pve_node_name(value):
     return _string_matching(PVE_NODE_NAME, "a PVE node name is a host name label", 63)(value)
 
 
 NODE_SCHEMA = {
     "pve_node": Key(_optional(_pve_node_name), None),  # default: minion id up to the first dot
-    "address": Key(_host_address),
+    "address": Key(_underlay(_host_address)),
     "endpoint": Key(_endpoint),
     "lan_endpoint": Key(_optional(_endpoint), None),  # what peers of the same site use instead
 }
 
 SITE_SCHEMA = {
-    "network": Key(_optional(_network), None),
+    "network": Key(_optional(_underlay(_network)), None),
     "sdn_leader": Key(_optional(_any_string), None),  # default: first node id, sorted
     "exit_nodes": Key(_optional(_list_of(_any_string)), None),  # default: every node
     "primary_exit_node": Key(_optional(_any_string), None),
@@ -728,6 +747,10 @@ def validate(federation=None, render_errors=None):
     federation
         The ``evpn`` pillar to check instead of this minion's own.
 
+    render_errors
+        Salt's messages for the pillar files it could not render, instead of those of this
+        minion's pillar (its ``_errors``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -754,10 +777,6 @@ def config(federation=None):
 
     federation
         The ``evpn`` pillar to use instead of this minion's own.
-
-    render_errors
-        Salt's messages for the pillar files it could not render, instead of those of this
-        minion's pillar (its ``_errors``).
 
     CLI Example:
 

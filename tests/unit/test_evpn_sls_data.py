@@ -65,14 +65,6 @@ def test_the_key_follows_the_configured_interface(federation):
     assert [p["public_key"] for p in wireguard["peers"]] == [None, KEY_WRO]  # pve-roz2 published none
 
 
-def test_wireguard_interface_of_an_ipv6_node(federation):
-    other = copy.deepcopy(federation)
-    other["sites"]["roz"]["network"] = "fd00:1::/64"
-    other["sites"]["roz"]["nodes"]["pve-roz1"]["address"] = "fd00:1::1"
-    other["sites"]["roz"]["nodes"]["pve-roz2"]["address"] = "fd00:1::2"
-    assert evpn.wireguard_interface(federation=other)["address"] == "fd00:1::1/128"
-
-
 def test_sdn_keep_names_each_vnet_and_its_subnets(federation):
     assert evpn.sdn_keep("roz") == {"roz1": ["evpn-10.1.1.0-24"]}
     other = copy.deepcopy(federation)
