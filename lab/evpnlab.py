@@ -106,7 +106,7 @@ def prove(federation, **times):
     seen = {g.namespace: seen_by_www(lab, g, plan.internet["www"]) for g in guests}
     print(matrix_table(plan, federation, guests, reached, seen), flush=True)
     step("salt-run evpn.status")
-    print(federation.master.run("evpn.status", out="txt"), flush=True)
+    print(federation.master.run("evpn.status", out=None), flush=True)
     failures = [f"{a} -> {b}" for (a, b), ok in reached.items() if not ok and b != "www"]
     failures += [
         f"{g.namespace} -> www: saw {seen[g.namespace]}, expected {public_address(federation, g)}"
@@ -279,7 +279,7 @@ def guest_ping(lab, source, target):
 
 def status():
     federation = Federation.load(STATE)
-    print(federation.master.run("evpn.status", out="txt"))
+    print(federation.master.run("evpn.status", out=None))
     return 0
 
 
