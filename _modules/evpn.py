@@ -1277,13 +1277,13 @@ def sdn_keep(site=None, federation=None):
 def sysctl_settings():
     """
     The kernel parameters every node gets, the same on every run whatever interfaces come and go:
-    forwarding, netfilter on bridged traffic, and loose reverse-path filtering (traffic through
+    forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
     exit nodes is asymmetric). The kernel filters an interface with the higher of ``all`` and the
     interface's own rp_filter, and gives a new interface the value of ``default``; so rp_filter is
     0 on ``all``, on ``default``, and on every interface through the wildcard
     ``net.ipv4.conf.*.rp_filter``: ``sysctld.managed`` sets it on the interfaces that exist and
     persists it as a wildcard, which systemd-sysctl applies at boot and to each interface as it
-    appears (its udev rule), also where something else sets a new interface's value.
+    appears (its udev rule).
 
     CLI Example:
 

@@ -1,4 +1,4 @@
-{#- Forwarding, netfilter on bridged traffic, and loose reverse-path filtering (traffic through
+{#- Forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
     exit nodes is asymmetric), live and persisted (evpn.sysctl_settings). rp_filter is set on
     `all` and `default` and, through a wildcard, on every interface: live on those that exist,
     and at boot and as each appears (systemd-sysctl), so interfaces that SDN applies and guests
