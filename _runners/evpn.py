@@ -124,15 +124,6 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
     return {"sender": sender, "refreshed": members, "jid": jid, "comment": "refresh sent to every node"}
 
 
-def _federation():
-    """The evpn pillar as the master last rendered it for a minion, and the model."""
-    model = _model()
-    for pillar in __salt__["cache.pillar"]("*").values():
-        if (pillar or {}).get("evpn"):
-            return pillar["evpn"], model
-    raise CommandExecutionError("no minion has an evpn pillar in the master's cache")
-
-
 def _checked(data, outputter, problems):
     """A runner's return: the data, the project's outputter for it, exit code 1 on problems."""
     return {"data": data, "outputter": outputter, "retcode": 1 if problems else 0}
@@ -174,6 +165,19 @@ def _with_cause(message, causes):
     if sls and sls.group(1) in causes:
         return f"Rendering SLS '{sls.group(1)}' failed: {causes[sls.group(1)]}"
     return message
+
+
+def _federation():
+    """The evpn pillar the master renders for itself (the one orch.evpn targets), and the model;
+    refused with every error when it is not valid."""
+    pillar, render_errors = _own_pillar()
+    model = _model(pillar)
+    errors = model["evpn.validate"](render_errors=render_errors)["errors"]
+    if errors:
+        raise CommandExecutionError(
+            "the evpn pillar the master renders is invalid (salt-run evpn.validate):\n  " + "\n  ".join(errors)
+        )
+    return pillar["evpn"], model
 
 
 def _key_warnings(members):

@@ -18,16 +18,21 @@ from support.saltconfig import salt_call
 
 @pytest.fixture(scope="module")
 def clis(salt_master, synced_example_minions, example_minions):
+    """The CLIs; ``salt`` keeps the example minions' ids: the session's master may know minions
+    that other tests started and stopped, which '*' would wait for."""
     return {
         "salt": salt_master.salt_cli(timeout=120),
         "salt-run": salt_master.salt_run_cli(timeout=120),
         "salt-key": salt_master.salt_key_cli(timeout=60),
         "salt-call": example_minions["pve-roz1"].salt_call_cli(timeout=120),
+        "nodes": ",".join(example_minions),
     }
 
 
 def run(clis, command):
     program, *args = shlex.split(command)
+    if program == "salt" and args[0] == "*":  # the federation's nodes, as a list
+        return clis["salt"].run("-L", *args[1:], minion_tgt=clis["nodes"]).returncode
     if program == "salt":
         return clis["salt"].run(*args[1:], minion_tgt=args[0]).returncode
     if program == "salt-call" and "--local" not in args:  # masterless from the checkout root

@@ -128,3 +128,22 @@ def test_plan_is_data_per_node(synced_example_minions, salt_run):
     for node_id, node in nodes.items():
         assert "evpn-wireguard" in node["changes"], node_id  # no tunnel on the test host
         assert node["changes"]["evpn-wireguard"]["comment"].startswith("WireGuard interface wg0 would be"), node_id
+
+
+def test_validate_on_a_minion_whose_pillar_has_a_broken_site_file_exits_1(
+    synced_example_minions, salt_cli, salt_master
+):
+    """The minion gets the pillar without the file and only Salt's "see the master log": it names
+    the file, and `salt` exits 1."""
+    try:
+        with salt_master.pillar_tree.base.temp_file("evpn/sites/zz.sls", "evpn: [unclosed\n"):
+            salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="pve-roz1")
+            ret = salt_cli.run("evpn.validate", minion_tgt="pve-roz1")
+        assert ret.returncode == 1
+        assert ret.data["errors"] == [
+            "pillar file evpn/sites/zz.sls (SLS evpn.sites.zz): Rendering SLS 'evpn.sites.zz' failed. Please see "
+            "master log for details. (the cause is in Salt's log; salt-run evpn.validate on a master shows it)"
+        ]
+    finally:
+        salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="pve-roz1")
+    assert salt_cli.run("evpn.validate", minion_tgt="pve-roz1").returncode == 0
