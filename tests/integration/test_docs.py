@@ -11,7 +11,7 @@ import uuid
 import pytest
 import yaml
 
-from support.docs import RUN_HERE
+from support.docs import PLACEHOLDERS, RUN_HERE
 from support.federation import REPO
 from support.saltconfig import salt_call
 
@@ -30,7 +30,7 @@ def clis(salt_master, synced_example_minions, example_minions):
 
 
 def run(clis, command):
-    program, *args = shlex.split(command)
+    program, *args = [PLACEHOLDERS.get(word, word) for word in shlex.split(command)]
     if program == "salt" and args[0] == "*":  # the federation's nodes, as a list
         return clis["salt"].run("-L", *args[1:], minion_tgt=clis["nodes"]).returncode
     if program == "salt":

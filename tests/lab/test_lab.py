@@ -1,5 +1,5 @@
 """
-`make lab` end to end on the default topology (lab/topology.yaml with the checkout's pillar), as
+`make lab` end to end on the default topology (lab/topology.yaml with the lab's example pillar), as
 the Makefile runs it (lab/evpnlab.py, in a state folder and namespace prefix of its own): roz
 behind two NAT routers with two nodes of one PVE 9.1 cluster, wro behind one with a dynamic WAN
 address on PVE 8.4. Every check runs from outside the nodes (``ip netns exec``, lab.json). Each test
@@ -8,6 +8,7 @@ sets up what it asserts on, so they hold in any order; tear-down is checked when
 """
 
 import ipaddress
+import json
 import subprocess
 import sys
 import time

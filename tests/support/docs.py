@@ -26,6 +26,7 @@ PROGRAMS = {
     "wg",
     "vtysh",
     "ping",
+    "nft",
 }
 FENCE = re.compile(r"^\s*```(\S*)\s*$")
 INLINE = re.compile(r"`([^`\n]+)`")
@@ -66,7 +67,9 @@ def commands():
 
 
 # Run by tests/integration/test_docs.py as shown, against the salt-master of etc/master and the
-# example minions (emulated PVE nodes on the test host): command -> the exit code it gives there.
+# example minions (emulated PVE nodes on the test host), a placeholder filled in (PLACEHOLDERS):
+# command -> the exit code it gives there.
+PLACEHOLDERS = {"<leader>": "pve-roz1"}
 RUN_HERE = {
     "salt '*' saltutil.sync_all": 0,
     "salt '*' evpn.validate": 0,
@@ -83,6 +86,8 @@ RUN_HERE = {
     "salt-key -a pve-roz1": 0,
     "salt-key -F master": 0,
     "salt-call --local key.finger": 0,  # on pve-roz1
+    "salt-call evpn.firewall": 0,  # on pve-roz1, roz's SDN leader
+    "salt '<leader>' state.apply evpn.firewall test=True": 0,  # <leader>: pve-roz1
     "salt-call --id pve-roz1 --pillar-root lab/pillar evpn.validate": 0,  # masterless, from the checkout
 }
 
@@ -100,7 +105,7 @@ RUN_ELSEWHERE = {
         "tests/functional/test_state_tree.py",
         'state.apply("evpn", test=True)',
     ),
-    "make lab": ("tests/lab/test_lab.py", 'evpnlab("up")'),
+    "make lab": ("tests/lab/conftest.py", 'evpnlab("up")'),
     "make lab PILLAR=mypillar TOPOLOGY=mytopology.yaml": (
         "tests/lab/test_lab_own_federation.py",
         'evpnlab("up", "--pillar", str(pillar), "--topology", str(topology))',
@@ -118,7 +123,7 @@ RUN_ELSEWHERE = {
     "cd /srv/evpn && make venv": ("Makefile", "test: packages venv lint"),
     "make bench": ("Makefile", "bench: packages venv"),
     "wg show wg0": ("tests/lab/test_lab.py", '"wg", "show", "wg0"'),
-    "vtysh -c 'show bgp l2vpn evpn summary'": ("tests/lab/test_lab.py", '"show bgp l2vpn evpn summary json"'),
+    "vtysh -c 'show bgp l2vpn evpn summary'": ("tests/support/labrun.py", '"show bgp l2vpn evpn summary json"'),
     "ping -M do -s 1342 10.2.1.10": ("tests/lab/test_lab.py", '"-M", "do", "-s", "1342"'),
 }
 
@@ -145,6 +150,8 @@ NEEDS_REAL_PVE = {
     "pve-firewall status",
     "pvesh get /cluster/firewall/options",
     "pvesh set /cluster/firewall/options --enable 0",
+    "pve-firewall compile",
+    "nft list ruleset",
     "salt-ssh '*' state.apply evpn",  # SSH to real nodes
 }
 
