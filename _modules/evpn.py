@@ -246,19 +246,38 @@ VNET_SCHEMA = {
 }
 
 
+IPV4_UNDERLAY = (
+    "is IPv6, and the underlay is IPv4 only (the WireGuard routes, the firewall's IP sets, FRR's BGP "
+    "peers and PVE's VTEP address are built and tested for IPv4): use an IPv4 address here; "
+    "endpoints may be IPv6"
+)
+
+
+def _underlay(check):
+    """``check``, then: an IPv4 address or network (the WireGuard addresses, the underlay)."""
+
+    def checked(value):
+        problem = check(value)
+        if problem is None and ipaddress.ip_network(value, strict=False).version == 6:
+            return f"{value} {IPV4_UNDERLAY}"
+        return problem
+
+    return checked
+
+
 def _pve_node_name(value):
     return _string_matching(PVE_NODE_NAME, "a PVE node name is a host name label", 63)(value)
 
 
 NODE_SCHEMA = {
     "pve_node": Key(_optional(_pve_node_name), None),  # default: minion id up to the first dot
-    "address": Key(_host_address),
+    "address": Key(_underlay(_host_address)),
     "endpoint": Key(_endpoint),
     "lan_endpoint": Key(_optional(_endpoint), None),  # what peers of the same site use instead
 }
 
 SITE_SCHEMA = {
-    "network": Key(_optional(_network), None),
+    "network": Key(_optional(_underlay(_network)), None),
     "sdn_leader": Key(_optional(_any_string), None),  # default: first node id, sorted
     "exit_nodes": Key(_optional(_list_of(_any_string)), None),  # default: every node
     "primary_exit_node": Key(_optional(_any_string), None),
@@ -680,22 +699,57 @@ def _valid_config(federation):
 
 
 # --------------------------------------------------------------------------------------------
+# Pillar files Salt could not render: it leaves them out of the pillar and lists its messages
+# under ``_errors``; validate names each file instead of checking the federation without it.
+# --------------------------------------------------------------------------------------------
+
+SLS_IN_MESSAGE = re.compile(r"SLS '([^']+)'")
+
+
+def _render_errors(messages):
+    errors = []
+    for message in dict.fromkeys(messages):  # Salt repeats a message for every include of the file
+        sls = SLS_IN_MESSAGE.search(message)
+        if sls is None:
+            errors.append(f"pillar: {message}")
+            continue
+        name = sls.group(1)
+        where = f"pillar file {name.replace('.', '/')}.sls (SLS {name})"
+        if "*" in name:  # an include that matches no file: an empty sites folder
+            where = f"pillar files {name.replace('.', '/')}.sls (include {name}): none exists yet, add one per site"
+        hint = (
+            " (the cause is in Salt's log; salt-run evpn.validate on a master shows it)"
+            if "master log" in message
+            else ""
+        )
+        errors.append(f"{where}: {message}{hint}")
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
 
 
-def validate(federation=None):
+def validate(federation=None, render_errors=None):
     """
     Check the ``evpn`` pillar against every rule of the federation: types, unknown keys, PVE id
     rules, unique and well-formed addresses, VNIs and vnet ids, overlapping networks anywhere,
     gateways inside their subnets, exit nodes and leaders that are nodes of their site, MTU and
-    port ranges. Every problem is reported, each prefixed with its pillar key path.
+    port ranges. Every problem is reported, each prefixed with its pillar key path. A pillar file
+    that Salt could not render is an error too, naming the file and Salt's message: Salt leaves
+    what it holds out of the pillar, so a broken site file would otherwise just vanish from the
+    federation.
 
     Returns ``{"errors": [...], "warnings": [...]}``; the pillar is usable when ``errors`` is
-    empty.
+    empty. With errors, the exit code of ``salt-call`` (and ``salt``) is 1.
 
     federation
         The ``evpn`` pillar to check instead of this minion's own.
+
+    render_errors
+        Salt's messages for the pillar files it could not render, instead of those of this
+        minion's pillar (its ``_errors``).
 
     CLI Example:
 
@@ -703,10 +757,18 @@ def validate(federation=None):
 
         salt-call evpn.validate
     """
+    if render_errors is None and federation is None:
+        render_errors = __pillar__.get("_errors") or []
+    errors, warnings = _render_errors(render_errors or []), []
     if _pillar(federation) is None:
-        return {"errors": ["evpn: is required (this minion has no evpn pillar)"], "warnings": []}
-    _, report = _check(_pillar(federation))
-    return {"errors": list(report.errors), "warnings": list(report.warnings)}
+        errors.append("evpn: is required (this minion has no evpn pillar)")
+    else:
+        _, report = _check(_pillar(federation))
+        errors += report.errors
+        warnings += report.warnings
+    if errors:
+        __context__["retcode"] = 1
+    return {"errors": errors, "warnings": warnings}
 
 
 def config(federation=None):
@@ -1212,27 +1274,28 @@ def sdn_keep(site=None, federation=None):
     return keep
 
 
-def sysctl_settings(interfaces):
+def sysctl_settings():
     """
-    The kernel parameters every node gets, in sysctl's notation (an interface name with a dot is
-    written with a slash): forwarding, netfilter on bridged traffic, and loose reverse-path
-    filtering (traffic through exit nodes is asymmetric) on ``all``, ``default`` and each of
-    ``interfaces``; the kernel uses the higher of ``all`` and an interface's own value.
-
-    interfaces
-        The interfaces the node has now (the names under ``/proc/sys/net/ipv4/conf``).
+    The kernel parameters every node gets, the same on every run whatever interfaces come and go:
+    forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
+    exit nodes is asymmetric). The kernel filters an interface with the higher of ``all`` and the
+    interface's own rp_filter, and gives a new interface the value of ``default``; so rp_filter is
+    0 on ``all``, on ``default``, and on every interface through the wildcard
+    ``net.ipv4.conf.*.rp_filter``: ``sysctld.managed`` sets it on the interfaces that exist and
+    persists it as a wildcard, which systemd-sysctl applies at boot and to each interface as it
+    appears (its udev rule).
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call evpn.sysctl_settings '[all, default, lo, vmbr0]'
+        salt-call evpn.sysctl_settings
     """
-    settings = {
-        "net.ipv4.ip_forward": 1,
-        "net.bridge.bridge-nf-call-iptables": 1,
+    return {
         "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.ipv4.conf.*.rp_filter": 0,
+        "net.ipv4.conf.all.rp_filter": 0,
+        "net.ipv4.conf.default.rp_filter": 0,
+        "net.ipv4.ip_forward": 1,
     }
-    for interface in {"all", "default", *interfaces} - {".", ".."}:
-        settings[f"net.ipv4.conf.{interface.replace('.', '/')}.rp_filter"] = 0
-    return dict(sorted(settings.items()))

@@ -5,11 +5,20 @@ The federation model is the ``evpn`` execution module, which the master loads fr
 (``module_dirs`` in etc/master); the pillar is the one the master rendered for the minion in
 question, from the master's cache (no rendering per event).
 
+``validate``, ``status`` and ``plan`` return data: ``{"data": ..., "outputter": ..., "retcode":
+...}``, as ``state.orchestrate`` does. ``salt-run`` prints ``data`` through the project's outputter
+(``_output/``, loaded through ``module_dirs`` like the model) and exits with ``retcode``: 1 when a
+problem is listed, so each can serve as a check in scripts and monitoring. ``--out=json`` prints
+the whole of it.
+
 CLI Example:
 
 .. code-block:: bash
 
+    salt-run evpn.validate
     salt-run evpn.status
+    salt-run evpn.status --out=json
+    salt-run evpn.plan
     salt-run evpn.endpoint_changed pve-wro1
 """
 
@@ -17,10 +26,13 @@ import json
 import logging
 import os
 import pathlib
+import re
 import time
 
 import salt.client
 import salt.loader
+import salt.pillar
+import salt.wheel
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 log = logging.getLogger(__name__)
@@ -31,8 +43,10 @@ HANDSHAKE_FRESH = 180  # seconds: WireGuard drops a session not renewed within t
 BGP_SUMMARY = "vtysh -c 'show bgp l2vpn evpn summary json'"
 
 
-def _model():
-    functions = salt.loader.minion_mods(__opts__, whitelist=["evpn"])
+def _model(pillar=None):
+    """The evpn execution module, on the master; with ``pillar`` as the pillar it reads."""
+    opts = __opts__ if pillar is None else {**__opts__, "pillar": pillar}
+    functions = salt.loader.minion_mods(opts, whitelist=["evpn"])
     if "evpn.members" not in functions:
         raise CommandExecutionError(
             "the evpn execution module is not on the master: add the checkout to module_dirs (etc/master)"
@@ -110,50 +124,171 @@ def endpoint_changed(sender, debounce=0.5, longest=5):
     return {"sender": sender, "refreshed": members, "jid": jid, "comment": "refresh sent to every node"}
 
 
+def _checked(data, outputter, problems):
+    """A runner's return: the data, the project's outputter for it, exit code 1 on problems."""
+    return {"data": data, "outputter": outputter, "retcode": 1 if problems else 0}
+
+
+class _RenderFailures(logging.Handler):
+    """Salt puts only "see the master log" into the pillar for a file it could not render; the
+    message itself goes to its log: keep it, by SLS."""
+
+    # The cause is the text up to Salt's excerpt of the file (---) or the traceback.
+    FAILED = re.compile(r"^Rendering SLS '([^']+)' failed, render error:\n(.*?)(?:\n\n---|\nTraceback|$)", re.DOTALL)
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.messages = {}
+
+    def emit(self, record):
+        found = self.FAILED.match(record.getMessage())
+        if found:
+            self.messages[found.group(1)] = " ".join(found.group(2).split())
+
+
+def _own_pillar():
+    """The pillar the master renders for itself (the one orch.evpn validates and targets), and
+    Salt's messages for the files it could not render, each with the cause from Salt's log."""
+    failures = _RenderFailures()
+    logger = logging.getLogger("salt.pillar")
+    logger.addHandler(failures)
+    try:
+        grains = salt.loader.grains(__opts__)
+        pillar = salt.pillar.get_pillar(__opts__, grains, __opts__["id"], saltenv="base").compile_pillar()
+    finally:
+        logger.removeHandler(failures)
+    return pillar, [_with_cause(message, failures.messages) for message in pillar.get("_errors", [])]
+
+
+def _with_cause(message, causes):
+    sls = re.match(r"Rendering SLS '([^']+)' failed", message)
+    if sls and sls.group(1) in causes:
+        return f"Rendering SLS '{sls.group(1)}' failed: {causes[sls.group(1)]}"
+    return message
+
+
 def _federation():
-    """The evpn pillar as the master last rendered it for a minion, and the model."""
-    model = _model()
-    for pillar in __salt__["cache.pillar"]("*").values():
-        if (pillar or {}).get("evpn"):
-            return pillar["evpn"], model
-    raise CommandExecutionError("no minion has an evpn pillar in the master's cache")
+    """The evpn pillar the master renders for itself (the one orch.evpn targets), and the model;
+    refused with every error when it is not valid."""
+    pillar, render_errors = _own_pillar()
+    model = _model(pillar)
+    errors = model["evpn.validate"](render_errors=render_errors)["errors"]
+    if errors:
+        raise CommandExecutionError(
+            "the evpn pillar the master renders is invalid (salt-run evpn.validate):\n  " + "\n  ".join(errors)
+        )
+    return pillar["evpn"], model
 
 
-def _wireguard_cell(show, peers, now):
+def _key_warnings(members):
+    keys = salt.wheel.WheelClient(__opts__).cmd("key.list_all", print_event=False)
+    warnings = []
+    for member in members:
+        if member in keys.get("minions", []):
+            continue
+        if member in keys.get("minions_pre", []):
+            how = f"its key waits: check it with salt-key -f {member}, then salt-key -a {member}"
+        else:
+            how = "no key from it yet: install and start its salt-minion"
+        warnings.append(f"{member}: not an accepted minion of this master ({how})")
+    return warnings
+
+
+def validate():
+    """
+    The master's view of the whole federation, before any minion is touched: the pillar the
+    master renders for itself (the one ``orch.evpn`` validates and targets) checked by
+    ``evpn.validate``, with every pillar file Salt could not render named with Salt's own message;
+    and, as warnings, nodes whose minion key this master has not accepted. Exit code 1 on errors.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run evpn.validate
+        salt-run evpn.validate --out=json
+    """
+    pillar, render_errors = _own_pillar()
+    model = _model(pillar)
+    report = model["evpn.validate"](render_errors=render_errors)
+    if not report["errors"]:
+        report["warnings"] += _key_warnings(model["evpn.members"]())
+    return _checked(report, "evpn_validate", report["errors"])
+
+
+def _peer_records(show, configured, expected, now):
+    """The node's WireGuard peers: {name, endpoint, handshake_age (s, None: never)}, and the
+    problems among them (a node of the federation not configured, a stale handshake)."""
     if not show:
-        return "no interface", True
-    names = {p["public_key"]: p["name"] for p in peers}
-    cells, problem = [], False
-    for key, peer in sorted(show["peers"].items(), key=lambda item: names.get(item[0], item[0])):
-        age = now - peer["latest_handshake"] if peer["latest_handshake"] else None
-        stale = age is None or age > HANDSHAKE_FRESH
-        problem |= stale
-        cells.append(f"{names.get(key, key[:8])} {'never' if age is None else f'{age:.0f}s'}{' !' if stale else ''}")
-    return ", ".join(cells) or "no peers", problem or not cells
+        return [], ["WireGuard: no interface"]
+    names = {p["public_key"]: p["name"] for p in configured}
+    records, problems = [], []
+    for key, peer in show["peers"].items():
+        name = names.get(key) or key[:8]
+        age = round(now - peer["latest_handshake"]) if peer["latest_handshake"] else None
+        records.append({"name": name, "endpoint": peer["endpoint"], "handshake_age": age})
+        if age is None or age > HANDSHAKE_FRESH:
+            problems.append(f"{name}: {'no handshake' if age is None else f'last handshake {age} s ago'}")
+    seen = {record["name"] for record in records}
+    problems += [f"{name}: not a WireGuard peer" for name in expected if name not in seen]
+    return sorted(records, key=lambda record: record["name"]), problems
 
 
-def _bgp_cell(output):
+def _bgp_records(output, expected):
+    """The node's BGP l2vpn evpn sessions: {peer, state, uptime (s), routes}, and the problems
+    among them (an expected session missing or not Established)."""
     try:
         peers = json.loads(output or "{}").get("peers", {})
-    except ValueError:
-        return "FRR not answering", True
-    if not peers:
-        return "no sessions", True
-    cells = [f"{address} {peer.get('state')} {peer.get('pfxRcd', 0)} routes" for address, peer in sorted(peers.items())]
-    return ", ".join(cells), any(peer.get("state") != "Established" for peer in peers.values())
+    except (TypeError, ValueError):
+        return [], ["BGP: FRR does not answer"]
+    records = [
+        {
+            "peer": address,
+            "state": peer.get("state"),
+            "uptime": round(peer["peerUptimeMsec"] / 1000) if peer.get("peerUptimeMsec") else None,
+            "routes": peer.get("pfxRcd", 0),
+        }
+        for address, peer in sorted(peers.items())
+    ]
+    problems = [f"BGP {r['peer']}: {r['state']}" for r in records if r["state"] != "Established"]
+    problems += [f"BGP {address}: no session" for address in expected if address not in peers]
+    return records, problems
+
+
+def _node_record(member, node, answer, expected_peers, expected_sessions, now):
+    record = {"site": node["site"], "wireguard": [], "bgp": [], "evpn_routes": None, "sdn": None, "problems": []}
+    if not isinstance(answer, dict):  # no answer, or Salt's message instead of one
+        record["problems"].append(f"no answer: {answer}" if answer else "no answer")
+        return record
+    record["wireguard"], wireguard_problems = _peer_records(
+        answer["wireguard.show"], answer["wireguard.configured_peers"], expected_peers, now
+    )
+    record["bgp"], bgp_problems = _bgp_records(answer["cmd.run"], expected_sessions)
+    record["evpn_routes"] = sum(session["routes"] for session in record["bgp"])
+    if node["is_sdn_leader"]:
+        pending = answer["pvesdn.pending"]
+        record["sdn"] = {True: "pending", False: "applied"}.get(pending, "unknown")
+        if record["sdn"] != "applied":
+            wireguard_problems.append(f"SDN: {record['sdn']} (state.apply evpn on {member} applies it)")
+    record["problems"] = wireguard_problems + bgp_problems
+    return record
 
 
 def status():
     """
-    The federation at a glance, one row per node: WireGuard peers with the age of their last
-    handshake, BGP l2vpn evpn sessions with their state and the EVPN routes received, and
-    whether SDN changes wait to be applied on the site's leader. Problems are marked ``!``.
+    The federation at a glance, one record per node: its WireGuard peers with their endpoint and
+    the age of their last handshake, its BGP l2vpn evpn sessions with their state, uptime and the
+    EVPN routes received (and their sum), whether SDN changes wait on its site's leader, and the
+    problems found (a peer or session missing, a handshake older than WireGuard keeps a session, a
+    session not Established, pending SDN changes, a node that does not answer). Printed as a
+    table; exit code 1 when any problem is listed.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run evpn.status
+        salt-run evpn.status --out=json
     """
     federation, model = _federation()
     members = model["evpn.members"](federation=federation)
@@ -167,53 +302,52 @@ def status():
             timeout=15,
         )
     now = time.time()
-    rows = [("node", "site", "WireGuard peers (last handshake)", "BGP l2vpn evpn", "SDN")]
-    problems = 0
+    nodes = {}
     for member in members:
-        node = model["evpn.node"](member, federation=federation)
-        answer = answers.get(member)
-        if not isinstance(answer, dict):  # no answer, or Salt's message instead of one
-            rows.append((member, node["site"], "no answer !", "", ""))
-            problems += 1
-            continue
-        wireguard, wg_problem = _wireguard_cell(answer["wireguard.show"], answer["wireguard.configured_peers"], now)
-        bgp, bgp_problem = _bgp_cell(answer["cmd.run"])
-        pending = answer["pvesdn.pending"] if node["is_sdn_leader"] else None
-        sdn = "-" if pending is None else ("pending !" if pending is True else "applied" if pending is False else "?")
-        problems += wg_problem + bgp_problem + (pending is True)
-        rows.append((member, node["site"], wireguard, bgp + (" !" if bgp_problem else ""), sdn))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(map(str, row), widths, strict=True)).rstrip() for row in rows
-    ]
-    lines.append(f"{problems} problem(s)" if problems else "no problems")
-    return "\n".join(lines)
+        peers = model["evpn.wireguard_peers"](member, federation=federation)
+        nodes[member] = _node_record(
+            member,
+            model["evpn.node"](member, federation=federation),
+            answers.get(member),
+            [peer["name"] for peer in peers],
+            [peer["address"] for peer in peers],
+            now,
+        )
+    return _checked(nodes, "evpn_status", any(node["problems"] for node in nodes.values()))
 
 
 def plan():
     """
-    What a converge would change, federation-wide, touching nothing: ``state.apply evpn``
-    in test mode on every node, and for each node the states that would change and how.
+    What a converge would change, federation-wide, touching nothing: ``state.apply evpn`` in
+    test mode on every node; for each node the states that would change (their changes and
+    comment), and its problems: a state that would fail, a node that does not answer. Exit code
+    1 when any problem is listed.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run evpn.plan
+        salt-run evpn.plan --out=json
     """
     federation, model = _federation()
     members = model["evpn.members"](federation=federation)
     with salt.client.get_local_client(mopts=__opts__) as client:
         answers = client.cmd(members, "state.apply", ["evpn"], kwarg={"test": True}, tgt_type="list", timeout=120)
-    result = {}
+    nodes = {}
     for member in members:
         states = answers.get(member)
-        if not isinstance(states, dict):
-            result[member] = {"error": states or "no answer"}
+        if not isinstance(states, dict):  # no answer, or Salt's message (a pillar that does not render)
+            reason = "; ".join(states) if isinstance(states, list) else states
+            nodes[member] = {"changes": {}, "problems": [f"no plan: {reason or 'no answer'}"]}
             continue
-        result[member] = {
-            state["__id__"]: {"changes": state["changes"], "comment": state["comment"]}
-            for state in states.values()
-            if state.get("changes") or state.get("result") is False
+        ordered = sorted(states.values(), key=lambda state: state.get("__run_num__", 0))
+        nodes[member] = {
+            "changes": {
+                state["__id__"]: {"changes": state["changes"], "comment": state["comment"]}
+                for state in ordered
+                if state.get("changes")
+            },
+            "problems": [f"{state['__id__']}: {state['comment']}" for state in ordered if state.get("result") is False],
         }
-    return result
+    return _checked(nodes, "evpn_plan", any(node["problems"] for node in nodes.values()))

@@ -4,7 +4,11 @@ Kernel parameters set live and persisted in one file of /etc/sysctl.d.
 Salt's own ``sysctl.present`` reports no changes in test mode; this state reports exactly what
 it would change, reads every live value with one ``sysctl -a`` and writes only those that
 differ. Keys use sysctl's notation: an interface name with a dot is written with a slash
-(``net.ipv4.conf.eth0/100.rp_filter``).
+(``net.ipv4.conf.eth0/100.rp_filter``). A key may be a glob, as sysctl.d(5) allows
+(``net.ipv4.conf.*.rp_filter``): it is persisted as written, so systemd-sysctl applies it at boot
+and to every interface as it appears, and set live on every key the running kernel has that it
+matches (a key of its own in ``settings`` wins over it). The file is therefore the same whatever
+interfaces exist when the state runs.
 
 .. code-block:: yaml
 
@@ -13,7 +17,10 @@ differ. Keys use sysctl's notation: an interface name with a dot is written with
         - settings:
             net.ipv4.ip_forward: 1
             net.ipv4.conf.all.rp_filter: 0
+            net.ipv4.conf.*.rp_filter: 0
 """
+
+import fnmatch
 
 import salt.utils.atomicfile
 from salt.exceptions import SaltException
@@ -39,12 +46,32 @@ def _read(name):
         return None
 
 
+def _live_settings(settings, live):
+    """``settings`` for the running kernel: each glob replaced by the live keys it matches, and
+    the globs that match none (as keys the kernel lacks)."""
+    exact = {key: value for key, value in settings.items() if not _is_glob(key)}
+    expanded, unmatched = dict(exact), []
+    for pattern, value in settings.items():
+        if not _is_glob(pattern):
+            continue
+        matches = [key for key in live if fnmatch.fnmatchcase(key, pattern) and key not in exact]
+        expanded.update(dict.fromkeys(matches, value))
+        if not matches:
+            unmatched.append(pattern)
+    return expanded, unmatched
+
+
+def _is_glob(key):
+    return any(char in key for char in "*?[")
+
+
 def managed(name, settings):
     """
-    The file ``name`` holds exactly ``settings`` ({key: value}) and the running kernel has them.
-    A key the kernel does not have (its module not loaded) fails the state, naming the key.
-    Every change is computed first; when setting a value or writing the file fails, the
-    changes made before are reported.
+    The file ``name`` holds exactly ``settings`` ({key: value}) and the running kernel has them
+    (a glob key: every live key it matches). A key the kernel does not have (its module not
+    loaded), or a glob that matches none, fails the state, naming the key. Every change is
+    computed first; when setting a value or writing the file fails, the changes made before are
+    reported.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     try:
@@ -53,13 +80,14 @@ def managed(name, settings):
     except (SaltException, OSError) as err:
         ret.update(result=False, comment=f"Nothing was changed: {err}")
         return ret
-    missing = sorted(key for key in settings if key not in live)
+    wanted, unmatched = _live_settings(settings, live)
+    missing = sorted([key for key in wanted if key not in live] + unmatched)
     if missing and not __opts__["test"]:
         ret.update(result=False, comment=f"The kernel has no {', '.join(missing)} (is its module loaded?)")
         return ret
     differing = {
         key: {"old": live.get(key), "new": str(value)}
-        for key, value in sorted(settings.items())
+        for key, value in sorted(wanted.items())
         if str(live.get(key)) != str(value)
     }
     changes = {}

@@ -72,7 +72,7 @@ def main():
         extra = pathlib.Path(tmp) / "pillar"
         (extra / "evpn" / "sites").mkdir(parents=True)
         (extra / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(topology.site_pillar("krk")))
-        with lab_federation(REPO / "pillar", extra_pillar=extra, prefix="b") as federation:
+        with lab_federation(topology.DEFAULT_PILLAR, extra_pillar=extra, prefix="b") as federation:
             if not federation.converge(report=lambda line: None):
                 raise SystemExit("orch.evpn failed")
             key = federation.lab.nodes[MOVING].run("wg", "show", "wg0", "public-key").stdout.strip()

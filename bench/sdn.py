@@ -39,7 +39,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "lab"), str(REPO / "_modules")]
 
 import evpn  # noqa: E402
 from checkout_config import checkout_config  # noqa: E402
-from emulated_pve import emulator_path  # noqa: E402
+from emulated_pve import emulated_pve_files, emulator_path  # noqa: E402
 from pvesim.cli import main as pvesh  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
 
@@ -51,10 +51,15 @@ STATES = "evpn.sdn,evpn.firewall"
 MODEL_FUNCTIONS = {"validate", "config", "members", "node", "wireguard_peers", "endpoint_names", "sdn", "firewall"}
 
 
-def minion_config(folder, pillar_root, pve_config_dir):
+def minion_config(folder, pillar_root, pve_config_dir, version="9.1"):
     """A config folder for masterless salt-call: the checkout's etc/minion, this pillar, this
-    cluster folder."""
-    config = checkout_config("minion", pillar_roots={"base": [str(pillar_root)]}, pve_config_dir=str(pve_config_dir))
+    cluster folder, PVE's version and interfaces files (what the states check first)."""
+    config = checkout_config(
+        "minion",
+        pillar_roots={"base": [str(pillar_root)]},
+        pve_config_dir=str(pve_config_dir),
+        **emulated_pve_files(folder / "pve-host", version),
+    )
     (folder / "etc").mkdir(parents=True, exist_ok=True)
     (folder / "etc" / "minion").write_text(yaml.safe_dump({**config, "root_dir": str(folder / "root")}))
     return folder / "etc"
@@ -133,7 +138,7 @@ def sdn_table(args, tmp):
         (cluster / "pvesim-version").write_text(args.version)
         empty = tmp / way / "not-a-cluster"
         empty.mkdir()
-        config_dir = minion_config(tmp / way, pillar_root, cluster if way == "files" else empty)
+        config_dir = minion_config(tmp / way, pillar_root, cluster if way == "files" else empty, args.version)
         os.environ.update(PVESIM_ROOT=str(cluster), PVESIM_NODE=NODE, PVESIM_LOG=str(log))
         for scenario, pillar in (
             ("first converge", federation),

@@ -4,6 +4,8 @@ import os
 import pathlib
 import sys
 
+from dataplane import INTERFACES
+
 LAB = pathlib.Path(__file__).resolve().parent
 
 
@@ -27,3 +29,24 @@ def emulated_pve_environ(clusters_root, site, minion_id):
         "PVESIM_NODE": minion_id.split(".")[0],
         "PVESIM_LOG": str(root / "pvesh.log"),
     }
+
+
+# What a Proxmox VE node has besides pvesh and /etc/pve that the evpn states check before they
+# change anything (_modules/pvenode.py): pve-manager's PVE/pvecfg.pm, where `pvesh get /version`
+# reads the release, and an /etc/network/interfaces that sources interfaces.d, where SDN writes
+# (dataplane.INTERFACES, what a lab node holds).
+PVECFG = "package PVE::pvecfg;\n\nuse strict;\nuse warnings;\n\nsub release {\n    return '{release}';\n}\n\n1;\n"
+
+
+def emulated_pve_files(folder, version, interfaces=True):
+    """The PVE version file for ``version`` and, with ``interfaces``, an interfaces file (for a
+    minion that does not run in a lab node, whose /etc/network is the host's), written into
+    ``folder``; returns the minion options that point pvenode at them."""
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pvecfg.pm").write_text(PVECFG.replace("{release}", version))
+    options = {"pve_version_file": str(folder / "pvecfg.pm")}
+    if interfaces:
+        (folder / "interfaces").write_text(INTERFACES)
+        options["network_interfaces_file"] = str(folder / "interfaces")
+    return options

@@ -8,7 +8,7 @@ The local federation in network namespaces: the make lab targets.
     python lab/evpnlab.py shell NAME                            # make lab-shell NODE=
     python lab/evpnlab.py down                                  # make lab-down
 
-``up`` reads the pillar (default: the checkout's pillar/) with the topology (default:
+``up`` reads the pillar (default: lab/pillar, the example sites roz and wro) with the topology (default:
 lab/topology.yaml; lab/topology.py says what it holds), refuses what the lab cannot emulate, then
 builds the federation (lab/federation_lab.py), converges it with ``salt-run state.orchestrate
 orch.evpn``, loads what each cluster's SDN apply rendered for each node, starts the guests and
@@ -106,7 +106,7 @@ def prove(federation, **times):
     seen = {g.namespace: seen_by_www(lab, g, plan.internet["www"]) for g in guests}
     print(matrix_table(plan, federation, guests, reached, seen), flush=True)
     step("salt-run evpn.status")
-    print(federation.master.run("evpn.status", out="txt"), flush=True)
+    print(federation.master.run("evpn.status", out=None), flush=True)
     failures = [f"{a} -> {b}" for (a, b), ok in reached.items() if not ok and b != "www"]
     failures += [
         f"{g.namespace} -> www: saw {seen[g.namespace]}, expected {public_address(federation, g)}"
@@ -279,7 +279,7 @@ def guest_ping(lab, source, target):
 
 def status():
     federation = Federation.load(STATE)
-    print(federation.master.run("evpn.status", out="txt"))
+    print(federation.master.run("evpn.status", out=None))
     return 0
 
 
@@ -309,7 +309,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     up_parser = commands.add_parser("up", help="build, converge and prove the federation")
-    up_parser.add_argument("--pillar", type=pathlib.Path, default=REPO / "pillar", help="a pillar tree (evpn/...)")
+    up_parser.add_argument(
+        "--pillar", type=pathlib.Path, default=topology.DEFAULT_PILLAR, help="a pillar tree (top.sls, evpn/...)"
+    )
     up_parser.add_argument("--topology", type=pathlib.Path, default=topology.DEFAULT_TOPOLOGY)
     add_parser = commands.add_parser("add", help="a node or a site of the topology that the lab does not have yet")
     which = add_parser.add_mutually_exclusive_group(required=True)

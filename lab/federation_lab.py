@@ -25,7 +25,7 @@ import yaml
 import dataplane
 import firewalld
 import topology
-from emulated_pve import emulated_pve_environ
+from emulated_pve import emulated_pve_environ, emulated_pve_files
 from netns import Lab, internet_gateway, wait_until
 from salt_daemons import SALT_BIN, SaltMaster, start_minion
 
@@ -175,8 +175,10 @@ class Federation:
             ",".join(map(str, STAND_IN_UDP)),
             label="sshd, pveproxy and corosync stand-ins",
         )
-        # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it.
-        options = {"pve_config_dir": str(self.clusters / node.site)}
+        # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it. As on
+        # PVE, /etc/network/interfaces sources interfaces.d and pve-manager tells the version.
+        made.run("sh", "-c", "cat > /etc/network/interfaces", input=dataplane.INTERFACES)
+        options = {"pve_config_dir": str(self.clusters / node.site), **emulated_pve_files(made.root, site.pve, False)}
         start_minion(made, node.id, self.plan.internet["master"], self.state, self.environ(node), options)
         # What pve-firewall or proxmox-firewall does on the node: load the compiled firewall on change.
         made.spawn(

@@ -68,11 +68,12 @@ class SaltMaster:
         return json.loads(proc.stdout.removeprefix(NO_MINIONS) or "{}")
 
     def run(self, *args, timeout=300, out="json", progress=None):
-        """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``.
+        """``salt-run`` on this master; its JSON output parsed, or its text with another ``out``
+        (None: the outputter the runner names, as a user sees it).
         ``progress`` gets each orchestration step as it starts and completes (from Salt's own
         "Running state" and "Completed state" log lines, which ``-l info`` shows). Past ``timeout``
         it fails with the end of every Salt log of the lab, to say what hung."""
-        argv = [str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), f"--out={out}", *args]
+        argv = [str(SALT_BIN / "salt-run"), "-c", str(self.config_dir), *([f"--out={out}"] if out else []), *args]
         if progress is not None:
             argv[1:1] = ["-l", "info"]
         with subprocess.Popen(

@@ -25,6 +25,9 @@ import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_TOPOLOGY = REPO / "lab" / "topology.yaml"
+# The lab's default federation: the checkout's top file and evpn/init.sls (links) with the two
+# example sites roz and wro, kept here so that the checkout's pillar/ holds no site of its own.
+DEFAULT_PILLAR = REPO / "lab" / "pillar"
 # The emulated internet: documentation ranges only (RFC 5737), the first address of each is the
 # internet's router. 192.0.2.0/24 is never used (it is this machine's real uplink).
 INTERNET = (ipaddress.ip_network("203.0.113.0/24"), ipaddress.ip_network("198.51.100.0/24"))

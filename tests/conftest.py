@@ -4,7 +4,7 @@ Shared fixtures of every tier.
 - unit (tests/unit): the modules imported directly, pure functions.
 - functional (tests/functional): Salt loaders and ``salt-call`` masterless, no daemons.
 - integration (tests/integration): a salt-master started from the project's own ``etc/master``
-  and one salt-minion per node of the example pillar.
+  (serving the lab's example pillar, lab/pillar) and one salt-minion per node of it.
 - lab (tests/lab): ``make lab`` end to end. Later tiers add minions with
   ``salt_master.salt_minion_daemon(...)`` and pillar with ``salt_master.pillar_tree``.
 """
@@ -19,7 +19,7 @@ import salt._logging.impl as salt_logging
 
 import host
 from checkout_config import checkout_config
-from support.federation import REPO, example_federation
+from support.federation import PILLAR, REPO, example_federation
 from support.pve import PVE_VERSIONS, emulated_pve_minion
 
 
@@ -74,7 +74,7 @@ def pve_cluster(tmp_path, pve_version):
 
 @pytest.fixture(scope="session")
 def federation():
-    """The example federation of the checkout's pillar."""
+    """The example federation of the lab's pillar (lab/pillar)."""
     return example_federation()
 
 
@@ -87,7 +87,9 @@ def salt_factories_config():
 
 @pytest.fixture(scope="session")
 def salt_master(salt_factories):
-    factory = salt_factories.salt_master_daemon("evpn-master", overrides=checkout_config("master"))
+    """The checkout's etc/master serving the lab's example pillar (the checkout's pillar/ has no site)."""
+    config = checkout_config("master", pillar_roots={"base": [str(PILLAR)]})
+    factory = salt_factories.salt_master_daemon("evpn-master", overrides=config)
     with factory.started():
         yield factory
 

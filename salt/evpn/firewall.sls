@@ -5,8 +5,12 @@
     backend (nftables) where the pillar chooses it. The user's own rules, groups, IP sets and
     policies are left as they are. Forward rules are left out by the pvefw
     states where the cluster's PVE has none (before 8.3). #}
-{%- from tpldir ~ "/map.jinja" import evpn, node with context %}
-{%- if node is not none and node.is_sdn_leader %}
+{%- from tpldir ~ "/map.jinja" import evpn, node, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- elif node is not none and node.is_sdn_leader %}
 {%- set firewall = salt['evpn.firewall']() %}
 {%- for name, ipset in firewall.ipsets | dictsort %}
 

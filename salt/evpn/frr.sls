@@ -1,6 +1,11 @@
 {#- FRR enabled and running: PVE's SDN apply only reloads it (and turns bgpd on in
     /etc/frr/daemons), it never starts it. #}
-{%- from tpldir ~ "/map.jinja" import host with context %}
+{%- from tpldir ~ "/map.jinja" import host, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- else %}
 
 include:
   - .packages
@@ -11,3 +16,4 @@ evpn-frr:
     - enable: True
     - require:
       - pkg: evpn-packages
+{%- endif %}

@@ -1,6 +1,7 @@
 {#- Converges this node: packages, FRR, sysctls, the WireGuard underlay, then (on the site's SDN
     leader) the SDN overlay and the firewall. A pillar with errors renders nothing but one failed state listing
-    them, so nothing is changed. A minion that is not a node gets a notice and nothing else.
+    them, so nothing is changed; so does a node that lacks what the states need of a Proxmox VE node
+    (pve.sls). A minion that is not a node gets a notice and nothing else.
     On a fresh federation the peers' keys reach the mine during the first run, so a second run
     completes the mesh (orch.evpn does both in one go). #}
 {%- set report = salt['evpn.validate']() %}
@@ -15,7 +16,12 @@ evpn-pillar-invalid:
     - comment: {{ report.errors | join("\n") | json }}
 
 {%- else %}
-{%- from tpldir ~ "/map.jinja" import node with context %}
+{%- from tpldir ~ "/map.jinja" import node, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- else %}
 {%- if node is not none %}
 
 include:
@@ -41,6 +47,7 @@ evpn-node:
                   ~ node.address ~ ", endpoint " ~ node.endpoint
                   ~ (", SDN leader" if node.is_sdn_leader else ", SDN leader is " ~ node.sdn_leader)
                   ~ (", exit node" if node.is_exit_node else "")) | json }}
+{%- endif %}
 {%- endif %}
 
 {%- endif %}

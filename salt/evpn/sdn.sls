@@ -1,8 +1,12 @@
 {#- The SDN objects of this node's site, written by the site's SDN leader only (/etc/pve is
     cluster-wide), then one apply, only when something is pending and every SDN state before it
     succeeded. #}
-{%- from tpldir ~ "/map.jinja" import evpn, node with context %}
-{%- if node is not none and not node.is_sdn_leader %}
+{%- from tpldir ~ "/map.jinja" import evpn, node, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- elif node is not none and not node.is_sdn_leader %}
 
 evpn-sdn:
   test.show_notification:

@@ -1,7 +1,15 @@
-{#- Forwarding, netfilter on bridged traffic, and loose reverse-path filtering (traffic through
-    exit nodes is asymmetric), live and persisted: evpn.sysctl_settings for the interfaces that
-    exist now. #}
-{%- from tpldir ~ "/map.jinja" import host with context %}
+{#- Forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
+    exit nodes is asymmetric), live and persisted (evpn.sysctl_settings). rp_filter is set on
+    `all` and `default` and, through a wildcard, on every interface: live on those that exist,
+    and at boot and as each appears (systemd-sysctl), so interfaces that SDN applies and guests
+    add and remove change nothing here. #}
+{%- from tpldir ~ "/map.jinja" import host, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- else %}
+
 evpn-sysctl-br-netfilter:
   kmod.present:
     - name: br_netfilter
@@ -10,6 +18,7 @@ evpn-sysctl-br-netfilter:
 evpn-sysctl:
   sysctld.managed:
     - name: {{ host.sysctl_file }}
-    - settings: {{ salt['evpn.sysctl_settings'](salt['file.readdir']('/proc/sys/net/ipv4/conf')) | json }}
+    - settings: {{ salt['evpn.sysctl_settings']() | json }}
     - require:
       - kmod: evpn-sysctl-br-netfilter
+{%- endif %}

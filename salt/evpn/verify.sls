@@ -1,7 +1,11 @@
 {#- The last step of orch.evpn: this node's tunnels to every other node carry handshakes. Not
     part of `evpn` itself, which converges without waiting for the other nodes. #}
-{%- from tpldir ~ "/map.jinja" import evpn, node with context %}
-{%- if node is not none %}
+{%- from tpldir ~ "/map.jinja" import evpn, node, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- elif node is not none %}
 
 evpn-verify-wireguard:
   wireguard.handshakes_recent:

@@ -3,8 +3,12 @@
     later run), its endpoint resolved by the state at run time. A key made here is published at
     once. On systemd hosts (every PVE node) wg-quick brings the persisted configuration back after
     a reboot. #}
-{%- from tpldir ~ "/map.jinja" import node with context %}
-{%- if node is not none %}
+{%- from tpldir ~ "/map.jinja" import node, missing with context %}
+{%- if missing %}
+
+include:
+  - .pve
+{%- elif node is not none %}
 {%- set wireguard = salt['evpn.wireguard_interface'](public_keys=salt['mine.get']('*', 'wireguard_public_keys')) %}
 
 include:

@@ -4,12 +4,19 @@ import pytest
 from saltfactories.utils.functional import Loaders
 
 from checkout_config import checkout_config
-from emulated_pve import emulator_path
+from emulated_pve import emulated_pve_files, emulator_path
+from support.federation import PILLAR
 
 
 @pytest.fixture(scope="module")
 def minion_id():
     return "pve-roz1"
+
+
+@pytest.fixture(scope="module")
+def pve_node():
+    """Whether the module's minion stands for a Proxmox VE node: the emulator as its pvesh."""
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -20,13 +27,21 @@ def cluster_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def loaders(salt_factories, minion_id, cluster_root):
-    """Salt's loaders for ``minion_id`` on the checkout's tree, with the emulator as its pvesh
-    (pvesdn loads only where pvesh is on PATH) and the emulated cluster as its /etc/pve."""
-    config = checkout_config("minion", id=minion_id, pve_config_dir=str(cluster_root))
+def loaders(salt_factories, minion_id, cluster_root, tmp_path_factory, pve_node):
+    """Salt's loaders for ``minion_id`` on the checkout's tree and the lab's example pillar, with
+    the emulator as its pvesh (pvesdn loads only where pvesh is on PATH), the emulated cluster
+    as its /etc/pve, and PVE's version and interfaces files (emulated_pve_files)."""
+    config = checkout_config(
+        "minion",
+        id=minion_id,
+        pve_config_dir=str(cluster_root),
+        pillar_roots={"base": [str(PILLAR)]},
+        **emulated_pve_files(tmp_path_factory.mktemp("pve-host"), "9.1"),
+    )
     factory = salt_factories.salt_minion_daemon(minion_id, overrides=config)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PATH", emulator_path())
+        if pve_node:
+            patch.setenv("PATH", emulator_path())
         yield Loaders(factory.config.copy())
 
 

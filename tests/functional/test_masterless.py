@@ -1,7 +1,8 @@
 """
 Masterless use from the checkout root, as a user tries the tree on one node: ``salt-call``
 picks up the Saltfile, which points at etc/minion (the checkout's own salt/, pillar/ and custom
-modules, no sync step).
+modules, no sync step). The checkout's pillar/ holds no site (a real deployment adds its own);
+the lab's example sites are one ``--pillar-root lab/pillar`` away.
 """
 
 import functools
@@ -14,7 +15,7 @@ import uuid
 import pytest
 import yaml
 
-from support.federation import REPO
+from support.federation import PILLAR, REPO
 from support.saltconfig import salt_call as checkout_salt_call
 
 
@@ -32,20 +33,33 @@ def _local(proc):
 
 
 def test_validate_on_the_example_pillar(salt_call):
-    proc = salt_call("--id", "pve-roz1", "evpn.validate")
+    proc = salt_call("--id", "pve-roz1", "--pillar-root", str(PILLAR), "evpn.validate")
     assert proc.returncode == 0, proc.stderr
     assert _local(proc) == {"errors": [], "warnings": []}
 
 
-def test_node_answers_from_the_checkout_pillar(salt_call):
-    assert _local(salt_call("--id", "pve-wro1", "evpn.node"))["site"] == "wro"
+def test_the_checkout_pillar_has_no_site_and_says_so(salt_call):
+    """The shipped example sites are out of a real deployment's way: the checkout's own pillar
+    includes no site, and validate says what to add, with a failing exit code."""
+    proc = salt_call("--id", "pve-roz1", "evpn.validate")
+    assert proc.returncode == 1
+    assert _local(proc)["errors"] == [
+        "pillar files evpn/sites/*.sls (include evpn.sites.*): none exists yet, add one per site: "
+        "Specified SLS 'evpn.sites.*' in environment 'base' is not available on the salt master",
+        "evpn:sites: is required",
+    ]
+    assert not list((REPO / "pillar" / "evpn" / "sites").glob("*.sls"))
+
+
+def test_node_answers_from_the_example_pillar(salt_call):
+    assert _local(salt_call("--id", "pve-wro1", "--pillar-root", str(PILLAR), "evpn.node"))["site"] == "wro"
 
 
 @pytest.fixture
 def broken_pillar(tmp_path):
-    """The checkout's pillar with a typo, a duplicate address and a gateway outside its subnet."""
+    """The example pillar with a typo, a duplicate address and a gateway outside its subnet."""
     root = tmp_path / "broken-pillar"
-    shutil.copytree(REPO / "pillar", root)
+    shutil.copytree(PILLAR, root)
     wro = root / "evpn" / "sites" / "wro.sls"
     wro.write_text(
         wro.read_text()
@@ -58,12 +72,34 @@ def broken_pillar(tmp_path):
 
 def test_validate_returns_every_error_with_its_key_path(salt_call, broken_pillar):
     proc = salt_call("--id", "pve-roz1", "--pillar-root", str(broken_pillar), "evpn.validate")
+    assert proc.returncode == 1
     errors = _local(proc)["errors"]
     assert sorted(e.split(": ", 1)[0] for e in errors) == [
         "evpn:sites:wro:nodes:pve-wro1:address",
         "evpn:sites:wro:nodes:pve-wro1:endpiont",
         "evpn:sites:wro:nodes:pve-wro1:endpoint",
         "evpn:sites:wro:vnets:wro1:subnets:10.2.1.0/24:gateway",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("evpn:\n  sites:\n    wro: [unclosed\n", id="yaml"),
+        pytest.param("{% set octet = %}\nevpn: {}\n", id="jinja"),
+    ],
+)
+def test_a_site_file_that_does_not_render_is_an_error_naming_it(salt_call, tmp_path, text):
+    """Salt leaves a file it cannot render out of the pillar: validate names it, rather than
+    validating the federation without that site."""
+    root = tmp_path / "pillar"
+    shutil.copytree(PILLAR, root)
+    (root / "evpn" / "sites" / "wro.sls").write_text(text)
+    proc = salt_call("--id", "pve-roz1", "--pillar-root", str(root), "evpn.validate")
+    assert proc.returncode == 1
+    assert _local(proc)["errors"] == [
+        "pillar file evpn/sites/wro.sls (SLS evpn.sites.wro): Rendering SLS 'evpn.sites.wro' failed. Please see "
+        "master log for details. (the cause is in Salt's log; salt-run evpn.validate on a master shows it)"
     ]
 
 
@@ -91,8 +127,8 @@ def test_file_server_holds_the_state_tree_and_modules_only(salt_call):
 
 def test_every_custom_module_folder_is_linked_into_the_file_root():
     """Minions get _modules, _states, _beacons only through salt://, i.e. through these links.
-    Runners stay on the master (runner_dirs in etc/master)."""
-    folders = [p for p in REPO.glob("_*") if p.is_dir() and p.name != "_runners"]
+    Runners and their outputters stay on the master (runner_dirs, module_dirs in etc/master)."""
+    folders = [p for p in REPO.glob("_*") if p.is_dir() and p.name not in ("_runners", "_output")]
     assert folders, "no custom module folder"
     for folder in folders:
         link = REPO / "salt" / folder.name

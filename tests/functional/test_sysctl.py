@@ -1,7 +1,8 @@
 """
-salt/evpn/sysctl.sls and sysctld.managed inside a lab node, whose network parameters and
-/etc/sysctl.d are its own: test mode, a real run, a second run, the persisted file. The node
-lives as long as the module; each test starts from the same node (``node`` puts it back).
+sysctld.managed with the settings of salt/evpn/sysctl.sls (evpn.sysctl_settings) inside a lab
+node, whose network parameters and /etc/sysctl.d are its own: test mode, a real run, a second
+run, the persisted file, interfaces that come and go. The node lives as long as the module; each
+test starts from the same node (``node`` puts it back).
 """
 
 import json
@@ -24,16 +25,22 @@ def lab_node(tmp_path_factory):
 
 @pytest.fixture
 def node(lab_node):
-    """The node with strict reverse-path filtering on eth0, no forwarding and no sysctl file."""
-    lab_node.run("sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=1", "net.ipv4.ip_forward=0")
+    """The node with strict reverse-path filtering (all, default, eth0), no forwarding and no
+    sysctl file."""
+    lab_node.run(
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.all.rp_filter=1",
+        "net.ipv4.conf.default.rp_filter=1",
+        "net.ipv4.conf.eth0.rp_filter=1",
+        "net.ipv4.ip_forward=0",
+    )
     lab_node.run("rm", "-f", CONFIG)
     return lab_node
 
 
-def _settings(node):
-    """The settings sysctl.sls computes for the node (rendered inside it)."""
-    (state,) = [s for s in salt_call_in(node, "state.show_sls", "evpn.sysctl")[0].values() if "sysctld" in s]
-    return next(arg["settings"] for arg in state["sysctld"] if isinstance(arg, dict) and "settings" in arg)
+def _rp_filter(node, interface):
+    return node.run("sysctl", "-n", f"net.ipv4.conf.{interface}.rp_filter").stdout.strip()
 
 
 def _apply(node, settings, test=False):
@@ -49,12 +56,42 @@ def _apply(node, settings, test=False):
     return state
 
 
-def test_the_sls_covers_every_interface(node):
-    settings = _settings(node)
-    for interface in ("all", "default", "lo", "eth0"):
-        assert settings[f"net.ipv4.conf.{interface}.rp_filter"] == 0
-    assert settings["net.ipv4.ip_forward"] == 1
-    assert settings["net.bridge.bridge-nf-call-iptables"] == 1
+def test_runs_settle_while_interfaces_come_and_go(node):
+    """The kernel filters an interface with the higher of all and its own rp_filter, and gives a
+    new one the value of default: with all, default and the wildcard at 0, an SDN apply's bridge
+    and a VM's tap interface come and go and a run changes nothing, live or in the file."""
+    settings = salt_call_in(node, "evpn.sysctl_settings")[0]
+    first = _apply(node, settings)
+    assert first["result"] is True, first
+    assert first["changes"]["live"]["net.ipv4.conf.eth0.rp_filter"] == {"old": "1", "new": "0"}
+    assert first["changes"]["file"] == "created"
+    persisted = node.run("cat", CONFIG).stdout
+    assert "net.ipv4.conf.*.rp_filter = 0\n" in persisted and "eth0" not in persisted
+    node.run("ip", "link", "add", "vnetx", "type", "bridge")  # what an SDN apply brings
+    node.run("ip", "tuntap", "add", "dev", "tap100i0", "mode", "tap")  # what a VM start brings
+    try:
+        assert (_rp_filter(node, "vnetx"), _rp_filter(node, "tap100i0")) == ("0", "0")
+        during = _apply(node, settings)
+        assert (during["result"], during["changes"]) == (True, {}), during
+    finally:
+        node.run("ip", "link", "del", "vnetx")
+        node.run("ip", "link", "del", "tap100i0")
+    after = _apply(node, settings)
+    assert (after["result"], after["changes"]) == (True, {}), after
+    assert node.run("cat", CONFIG).stdout == persisted
+
+
+def test_an_interface_set_strict_by_someone_else_is_put_back_live_only(node):
+    settings = salt_call_in(node, "evpn.sysctl_settings")[0]
+    _apply(node, settings)
+    node.run("ip", "link", "add", "strict0", "type", "bridge")
+    try:
+        node.run("sysctl", "-qw", "net.ipv4.conf.strict0.rp_filter=2")
+        state = _apply(node, settings)
+        assert state["changes"] == {"live": {"net.ipv4.conf.strict0.rp_filter": {"old": "2", "new": "0"}}}
+        assert _rp_filter(node, "strict0") == "0"
+    finally:
+        node.run("ip", "link", "del", "strict0")
 
 
 def test_test_mode_reports_and_changes_nothing(node):

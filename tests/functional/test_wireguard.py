@@ -6,12 +6,15 @@ module; every test first brings the nodes it uses to the state it starts from, s
 alone and in any order.
 """
 
+import functools
 import json
 import os
 
 import pytest
 
 from netns import Lab
+from support.federation import PILLAR
+from support.pve import emulated_pve_node
 from support.saltconfig import salt_call_in as salt_call
 
 pytestmark = pytest.mark.usefixtures("lab_host")
@@ -304,12 +307,15 @@ def test_refresh_endpoints_leaves_a_peer_whose_name_fails(a_and_d_by_name, keys)
 
 
 def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):
-    """salt/evpn/wireguard.sls on pve-roz1 of the example pillar, masterless: the mine holds
-    no peer key yet, so the interface comes up alone and says whom it waits for."""
+    """salt/evpn/wireguard.sls on pve-roz1 of the example pillar, masterless, on a lab node that
+    stands for a PVE node: the mine holds no peer key yet, so the interface comes up alone and
+    says whom it waits for."""
     with Lab(tmp_path / "lab", prefix=f"u{os.getpid() % 100000}-") as lab:
         node = lab.node("pve-roz1", "203.0.113.51")
         node.start_wireguard("wg0")
-        first, stdout = salt_call(node, "state.apply", "evpn.wireguard")
+        options, env = emulated_pve_node(node, tmp_path, "roz")
+        sls = functools.partial(salt_call, node, options={**options, "pillar_roots": {"base": [str(PILLAR)]}}, env=env)
+        first, stdout = sls("state.apply", "evpn.wireguard")
         (interface,) = [s for s in first.values() if s["__id__"] == "evpn-wireguard"]
         assert interface["result"] is True
         assert interface["changes"]["private_key"] == "generated"
@@ -320,5 +326,5 @@ def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):
         assert node.run("cat", "/etc/wireguard/wg0.key").stdout.strip() not in stdout
         (publish,) = [s for s in first.values() if s["__id__"] == "evpn-wireguard-publish-key"]
         assert publish["changes"] == {"mine.update": True}
-        again, _ = salt_call(node, "state.apply", "evpn.wireguard")
+        again, _ = sls("state.apply", "evpn.wireguard")
         assert all(s["changes"] == {} for s in again.values()), again

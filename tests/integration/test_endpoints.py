@@ -16,7 +16,7 @@ import yaml
 import topology
 from federation_lab import lab_federation
 from salt_daemons import SALT_BIN
-from support.federation import REPO
+from support.federation import PILLAR
 
 pytestmark = pytest.mark.usefixtures("lab_host")
 TAG = "evpn/endpoint/changed"
@@ -25,12 +25,12 @@ SETTLE = 60  # seconds: a moved node's minion reconnects in about ten (tcp_keepa
 
 @pytest.fixture(scope="module")
 def endpoints_lab(tmp_path_factory):
-    """The lab's default topology with the checkout's pillar plus its third site (krk, on a public
+    """The lab's default topology with its example pillar plus its third site (krk, on a public
     address), converged, and a minion that is not a node of the federation (backup-server)."""
     pillar = tmp_path_factory.mktemp("pillar")
     (pillar / "evpn" / "sites").mkdir(parents=True)
     (pillar / "evpn" / "sites" / "krk.sls").write_text(yaml.safe_dump(topology.site_pillar("krk")))
-    with lab_federation(REPO / "pillar", extra_pillar=pillar, prefix="e", guests=["backup-server"]) as federation:
+    with lab_federation(PILLAR, extra_pillar=pillar, prefix="e", guests=["backup-server"]) as federation:
         steps = next(iter(federation.master.run("state.orchestrate", "orch.evpn")["data"].values()))
         assert all(s["result"] is True for s in steps.values()), {k: s["comment"] for k, s in steps.items()}
         nodes = {node_id: federation.lab.nodes[node_id] for node_id in federation.built_nodes()}

@@ -12,7 +12,7 @@ in a lab node, so Salt's service module runs "offline"; the lab starts FRR itsel
 import pytest
 
 from federation_lab import lab_federation
-from support.federation import REPO
+from support.federation import PILLAR
 from support.pve import pvesh_calls, pvesh_writes
 
 pytestmark = pytest.mark.usefixtures("lab_host")
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.usefixtures("lab_host")
 
 @pytest.fixture(scope="module")
 def federation_lab():
-    """The checkout's pillar on the lab's default topology (roz: two nodes behind NAT routers,
+    """The lab's example pillar on its default topology (roz: two nodes behind NAT routers,
     wro: one), built, then one orchestration."""
-    with lab_federation(REPO / "pillar", prefix="o") as federation:
+    with lab_federation(PILLAR, prefix="o") as federation:
         nodes = {node_id: federation.lab.nodes[node_id] for node_id in federation.built_nodes()}
         yield {
             "federation": federation,

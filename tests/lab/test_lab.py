@@ -1,5 +1,5 @@
 """
-`make lab` end to end on the default topology (lab/topology.yaml with the checkout's pillar), as
+`make lab` end to end on the default topology (lab/topology.yaml with the lab's example pillar), as
 the Makefile runs it (lab/evpnlab.py, in a state folder and namespace prefix of its own): roz
 behind two NAT routers with two nodes of one PVE 9.1 cluster, wro behind one with a dynamic WAN
 address on PVE 8.4. Every check runs from outside the nodes (``ip netns exec``, lab.json). Each test
@@ -8,12 +8,15 @@ sets up what it asserts on, so they hold in any order; tear-down is checked when
 """
 
 import ipaddress
+import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from federation_lab import Federation
+from salt_daemons import SALT_BIN
 from support.federation import REPO
 from support.labrun import bgp_peers, in_namespace, public_key, wg_endpoints
 from support.labrun import default_lab as evpnlab
@@ -96,14 +99,75 @@ def test_the_zone_mtu_holds_across_sites(lab):
     assert too_big.returncode != 0 and "mtu=1370" in too_big.stdout + too_big.stderr
 
 
+def unsettled(plan):
+    """The nodes of an evpn.plan answer that would change or have a problem."""
+    return {node_id: node for node_id, node in plan["data"].items() if node["changes"] or node["problems"]}
+
+
 def test_the_plan_after_a_converge_touches_nothing(lab):
+    """The SDN apply and the guests added interfaces after the converge: nothing to change."""
     logs = [STATE / "clusters" / site / "pvesh.log" for site in ("roz", "wro")]
     writes_before = [pvesh_writes(log) for log in logs]
     plan = lab.master.run("evpn.plan")
-    assert set(plan) >= {"pve-roz1", "pve-roz2", "pve-wro1"}
-    # Only the interfaces the SDN made since the converge: their rp_filter joins the sysctl file.
-    assert all(set(changes) <= {"evpn-sysctl"} for changes in plan.values()), plan
+    assert set(plan["data"]) >= {"pve-roz1", "pve-roz2", "pve-wro1"}
+    assert (unsettled(plan), plan["retcode"]) == ({}, 0)
     assert [pvesh_writes(log) for log in logs] == writes_before
+
+
+def test_a_vnet_and_a_guest_that_come_and_go_change_nothing(lab):
+    """What PVE adds on a node for a new vnet (its bridge and VXLAN device) and a VM start (a tap
+    port on that bridge), then removes again: a run reports no change meanwhile or after."""
+    node = lab.lab.nodes["pve-roz1"]
+    node.run("ip", "link", "add", "vnettst", "type", "bridge")
+    node.run(
+        "ip", "link", "add", "vxlan_vnettst", "type", "vxlan", "id", "19999", "dstport", "4789", "local", "10.1.0.1"
+    )
+    node.run("ip", "tuntap", "add", "dev", "tap900i0", "mode", "tap")
+    try:
+        for device in ("vxlan_vnettst", "tap900i0"):
+            node.run("ip", "link", "set", device, "master", "vnettst", "up")
+        assert unsettled(lab.master.run("evpn.plan")) == {}
+    finally:
+        for device in ("tap900i0", "vxlan_vnettst", "vnettst"):
+            node.run("ip", "link", "del", device)
+    assert unsettled(lab.master.run("evpn.plan")) == {}
+
+
+def salt_run(federation, *args):
+    """salt-run on the lab's master as a user runs it: (exit code, stdout)."""
+    master = federation.master
+    proc = master.node.run(str(SALT_BIN / "salt-run"), "-c", str(master.config_dir), *args, check=False)
+    return proc.returncode, proc.stdout
+
+
+def test_status_is_data_and_a_peer_down_fails_it(lab):
+    """salt-run evpn.status --out=json: one record per node; exit code 0 while all is well, 1 once
+    a tunnel is gone (pve-wro1 drops its peer pve-roz1), 0 again once a run puts it back."""
+    code, out = salt_run(lab, "evpn.status", "--out=json")
+    status = json.loads(out)
+    assert (code, status["retcode"]) == (0, 0), out
+    nodes = status["data"]
+    assert sorted(nodes) == Federation.load(STATE).built_nodes()  # pve-roz3 too, once added
+    for node_id, node in nodes.items():
+        others = sorted(n for n in nodes if n != node_id)
+        assert [peer["name"] for peer in node["wireguard"]] == others, node_id
+        assert all(isinstance(peer["handshake_age"], int) for peer in node["wireguard"]), node_id
+        assert {session["state"] for session in node["bgp"]} == {"Established"}, node_id
+        assert node["evpn_routes"] == sum(session["routes"] for session in node["bgp"]) > 0, node_id
+        assert node["problems"] == [], node_id
+    wro = lab.lab.nodes["pve-wro1"]
+    wro.run("wg", "set", "wg0", "peer", public_key(lab.lab.nodes["pve-roz1"]), "remove")
+    try:
+        code, out = salt_run(lab, "evpn.status", "--out=json")
+        assert code == 1
+        assert "pve-roz1: not a WireGuard peer" in json.loads(out)["data"]["pve-wro1"]["problems"]
+    finally:
+        put_back = lab.master.salt("pve-wro1", "state.apply", "evpn.wireguard")
+        assert all(s["result"] for s in put_back["pve-wro1"].values()), put_back
+    deadline = time.monotonic() + 90
+    while salt_run(lab, "evpn.status", "--out=json")[0] != 0:  # BGP's session comes back on its own
+        assert time.monotonic() < deadline, "the federation did not come back within 90 s"
+        time.sleep(2)
 
 
 def test_a_node_added_to_a_site_is_in_every_cluster_and_reaches_every_site(lab):
@@ -121,11 +185,10 @@ def test_a_node_added_to_a_site_is_in_every_cluster_and_reaches_every_site(lab):
         assert peers["10.1.0.3"]["state"] == "Established", node_id
     (new,) = [g for g in federation.running_guests() if g.node == "pve-roz3"]
     assert [g.ip for g in federation.running_guests() if g != new and not ping(new, g.ip)] == []
-    # Nothing else changed: a second run has nothing to do but the sysctl file (see above).
+    # Nothing else changed: a second run has nothing to do.
     logs = [STATE / "clusters" / site / "pvesh.log" for site in ("roz", "wro")]
     writes_before = [pvesh_writes(log) for log in logs]
-    plan = federation.master.run("evpn.plan")
-    assert all(set(changes) <= {"evpn-sysctl"} for changes in plan.values()), plan
+    assert unsettled(federation.master.run("evpn.plan")) == {}
     assert [pvesh_writes(log) for log in logs] == writes_before
 
 

@@ -1,16 +1,18 @@
-"""Federations for tests and benchmarks: the checkout's example pillar, and generated ones."""
+"""Federations for tests and benchmarks: the lab's example pillar (lab/pillar), and generated ones."""
 
 import pathlib
 
 import salt.utils.dictupdate
 import yaml
 
+from topology import DEFAULT_PILLAR as PILLAR
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PILLAR = REPO / "pillar"
 
 
 def example_federation():
-    """The ``evpn`` pillar of the checkout (pillar/evpn), merged as Salt merges its includes."""
+    """The ``evpn`` pillar of the lab's example federation (lab/pillar/evpn: sites roz and wro),
+    merged as Salt merges its includes."""
     merged = {}
     for sls in [PILLAR / "evpn" / "init.sls", *sorted((PILLAR / "evpn" / "sites").glob("*.sls"))]:
         data = yaml.safe_load(sls.read_text())

@@ -2,10 +2,12 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
-from emulated_pve import emulated_pve_environ
+from dataplane import INTERFACES
+from emulated_pve import emulated_pve_environ, emulated_pve_files
 from support.federation import REPO
 
 PVE_VERSIONS = ("8.4", "9.1")
@@ -13,12 +15,25 @@ PVE_VERSIONS = ("8.4", "9.1")
 
 def emulated_pve_minion(salt_master, clusters_root, site, minion_id):
     """A minion factory whose pvesh is the emulator in its site's cluster, which is also the
-    folder it reads as /etc/pve (pve_config_dir); not started."""
+    folder it reads as /etc/pve (pve_config_dir), with PVE's version file and an interfaces file
+    of its own beside the clusters (emulated_pve_files); not started."""
     environ = emulated_pve_environ(clusters_root, site, minion_id)
-    factory = salt_master.salt_minion_daemon(minion_id, overrides={"pve_config_dir": environ["PVESIM_ROOT"]})
+    host_files = emulated_pve_files(pathlib.Path(clusters_root).parent / f"pve-host-{minion_id}", "9.1")
+    overrides = {"pve_config_dir": environ["PVESIM_ROOT"], **host_files}
+    factory = salt_master.salt_minion_daemon(minion_id, overrides=overrides)
     # A dict of its own: salt-factories hands every daemon the manager's shared environ.
     factory.environ = environ
     return factory
+
+
+def emulated_pve_node(node, clusters_root, site, version="9.1"):
+    """A lab node as a PVE node of its site's emulated cluster (``clusters_root/<site>``): the
+    interfaces file a PVE node has, PVE's version file, the emulator as its pvesh. Returns (the
+    minion options, the environment) for ``salt_call_in``."""
+    node.run("sh", "-c", "cat > /etc/network/interfaces", input=INTERFACES)
+    environ = emulated_pve_environ(clusters_root, site, node.name)
+    options = {"pve_config_dir": environ["PVESIM_ROOT"], **emulated_pve_files(node.root, version, interfaces=False)}
+    return options, environ
 
 
 def pvesh(*args, root=None):

@@ -6,6 +6,9 @@ import subprocess
 import sys
 import uuid
 
+import yaml
+
+from checkout_config import checkout_config
 from support.federation import REPO
 
 SALT_BIN = pathlib.Path(sys.executable).parent
@@ -33,14 +36,22 @@ def salt_call(*args, cachedir, cwd=REPO):
     )
 
 
-def salt_call_in(node, *args):
+def salt_call_in(node, *args, options=None, env=None):
     """
     ``salt-call --local`` inside a lab node (lab/netns.py), from the checkout root so the
-    Saltfile applies, with a cache of its own. Returns (the ``local`` part of its JSON output,
-    its raw stdout).
+    Saltfile applies, with a cache of its own. ``options`` are minion options over those of
+    etc/minion (written to a config folder of the node's own, with its root_dir there); ``env``
+    the environment it runs in. Returns (the ``local`` part of its JSON output, its raw stdout).
     """
+    config = []
+    if options:
+        folder = node.root / "salt-call"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "minion").write_text(yaml.safe_dump(checkout_config("minion", root_dir=str(folder), **options)))
+        config = ["-c", str(folder)]
     proc = node.run(
         str(SALT_BIN / "salt-call"),
+        *config,
         "--local",
         f"--id={node.name}",
         f"--cachedir=/var/cache/salt/test-{node.name}-{uuid.uuid4().hex}",
@@ -49,6 +60,7 @@ def salt_call_in(node, *args):
         *args,
         check=False,
         cwd=REPO,
+        env=env,
     )
     if not proc.stdout:
         raise AssertionError(f"salt-call in {node.name} printed nothing: {proc.stderr}")

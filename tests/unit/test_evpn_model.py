@@ -185,19 +185,17 @@ def test_derived_defaults(federation):
     assert evpn.node("pve-roz1", federation=fed)["is_sdn_leader"] is False
 
 
-def test_ipv6_addresses_and_endpoints(federation):
+def test_ipv6_endpoints(federation):
     fed = copy.deepcopy(federation)
-    fed["sites"]["roz"].pop("network")
-    fed["sites"]["roz"]["nodes"]["pve-roz1"]["address"] = "fd00:1::1"
     fed["sites"]["roz"]["nodes"]["pve-roz1"]["endpoint"] = "[2001:db8::1]:51900"
     peer = evpn.wireguard_peers("pve-wro1", federation=fed)[0]
-    assert peer["allowed_ips"] == ["fd00:1::1/128"]
     assert (peer["endpoint"], peer["endpoint_host"], peer["endpoint_port"]) == (
         "[2001:db8::1]:51900",
         "2001:db8::1",
         51900,
     )
-    assert evpn.sdn("roz", federation=fed)["controllers"]["evpnctl"]["peers"] == "10.1.0.2,10.2.0.1,fd00:1::1"
+    fed["sites"]["roz"]["nodes"]["pve-roz1"]["endpoint"] = "2001:db8::1"
+    assert evpn.wireguard_peers("pve-wro1", federation=fed)[0]["endpoint"] == "[2001:db8::1]:51820"
 
 
 def test_endpoint_names_are_the_dns_names_only(federation):

@@ -60,6 +60,16 @@ CASES = [
         [(f"{ROZ_NODE}:address", "'10.1.0.1/24' is not an IP address")],
     ),
     (
+        "IPv6 WireGuard address",
+        [_pop("sites:roz:network"), _set(f"{ROZ_NODE}:address", "fd00:1::1")],
+        [(f"{ROZ_NODE}:address", "fd00:1::1 is IPv6, and the underlay is IPv4 only")],
+    ),
+    (
+        "IPv6 site network",
+        [_set("sites:roz:network", "fd00:1::/64")],
+        [("sites:roz:network", "fd00:1::/64 is IPv6, and the underlay is IPv4 only")],
+    ),
+    (
         "address outside its site",
         [_set(f"{ROZ_NODE}:address", "10.1.5.1")],
         [(f"{ROZ_NODE}:address", "10.1.5.1 is outside this site's network 10.1.0.0/24")],
