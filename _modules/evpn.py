@@ -1277,8 +1277,11 @@ def sdn_keep(site=None, federation=None):
 def sysctl_settings():
     """
     The kernel parameters every node gets, the same on every run whatever interfaces come and go:
-    forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
-    exit nodes is asymmetric). The kernel filters an interface with the higher of ``all`` and the
+    forwarding and no reverse-path filtering (traffic through exit nodes is asymmetric). No
+    ``bridge-nf-call-*``: the overlay is routed, not bridged, and the firewall backend decides
+    (pve-firewall sets them itself every round; proxmox-firewall filters guests in its bridge
+    table, and with them on every bridged frame, vmbr0's included, would cross its inet forward
+    chain). The kernel filters an interface with the higher of ``all`` and the
     interface's own rp_filter, and gives a new interface the value of ``default``; so rp_filter is
     0 on ``all``, on ``default``, and on every interface through the wildcard
     ``net.ipv4.conf.*.rp_filter``: ``sysctld.managed`` sets it on the interfaces that exist and
@@ -1292,8 +1295,6 @@ def sysctl_settings():
         salt-call evpn.sysctl_settings
     """
     return {
-        "net.bridge.bridge-nf-call-ip6tables": 1,
-        "net.bridge.bridge-nf-call-iptables": 1,
         "net.ipv4.conf.*.rp_filter": 0,
         "net.ipv4.conf.all.rp_filter": 0,
         "net.ipv4.conf.default.rp_filter": 0,

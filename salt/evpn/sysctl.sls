@@ -1,4 +1,4 @@
-{#- Forwarding, netfilter on bridged traffic, and no reverse-path filtering (traffic through
+{#- Forwarding and no reverse-path filtering (traffic through
     exit nodes is asymmetric), live and persisted (evpn.sysctl_settings). rp_filter is set on
     `all` and `default` and, through a wildcard, on every interface: live on those that exist,
     and at boot and as each appears (systemd-sysctl), so interfaces that SDN applies and guests
@@ -10,15 +10,8 @@ include:
   - .pve
 {%- else %}
 
-evpn-sysctl-br-netfilter:
-  kmod.present:
-    - name: br_netfilter
-    - unless: test -d /proc/sys/net/bridge
-
 evpn-sysctl:
   sysctld.managed:
     - name: {{ host.sysctl_file }}
     - settings: {{ salt['evpn.sysctl_settings']() | json }}
-    - require:
-      - kmod: evpn-sysctl-br-netfilter
 {%- endif %}

@@ -46,11 +46,16 @@ def loaders(salt_factories, minion_id, cluster_root, tmp_path_factory, pve_node)
 
 
 @pytest.fixture(autouse=True)
-def cluster(tmp_path, monkeypatch, minion_id, cluster_root):
-    """A fresh emulated cluster for this minion's site: PVESIM_ROOT, its log, node name."""
+def cluster(tmp_path, monkeypatch, minion_id, cluster_root, loaders):
+    """A fresh emulated cluster for this minion's site: PVESIM_ROOT, its log, node name; every
+    node the pillar gives the site is a member, as PVE lists them."""
     root = cluster_root
     shutil.rmtree(root)
     root.mkdir()
+    for site in loaders.pillar.get("evpn", {}).get("sites", {}).values():
+        if minion_id in site.get("nodes", {}):
+            for node in site["nodes"]:
+                (root / "nodes" / node).mkdir(parents=True)
     monkeypatch.setenv("PVESIM_ROOT", str(root))
     monkeypatch.setenv("PVESIM_NODE", minion_id.split(".")[0])
     monkeypatch.setenv("PVESIM_LOG", str(tmp_path / "pvesh.log"))

@@ -1,11 +1,13 @@
 """
 The firewall of one site's cluster: salt/evpn/firewall.sls with the pvefw states, through Salt's
 loaders, the emulator as pvesh, both PVE versions. The minion is pve-roz1, roz's SDN leader; the
-example pillar gives roz the management network 192.168.2.0/24 and leaves the switch alone.
+example pillar gives roz the management network 192.168.2.0/24. It also switches roz's firewall on
+with the nftables backend: these tests set both keys to null (left alone) unless they say otherwise.
 """
 
 import pytest
 from salt.exceptions import CommandExecutionError
+from salt.utils.dictupdate import merge
 
 from support.pve import pvesh, pvesh_calls, pvesh_writes
 
@@ -67,9 +69,14 @@ def log(tmp_path):
     return tmp_path / "pvesh.log"
 
 
-def _apply(loaders, **kwargs):
-    """state.apply evpn.firewall; {state id: state return}."""
-    return {s["__id__"]: s for s in loaders.modules.state.apply("evpn.firewall", **kwargs).raw.values()}
+SWITCH_LEFT_ALONE = {"evpn": {"sites": {"roz": {"firewall": {"enable": None, "nftables": None}}}}}
+
+
+def _apply(loaders, pillar=None, **kwargs):
+    """state.apply evpn.firewall, the switch and backends left alone unless ``pillar`` sets them;
+    {state id: state return}."""
+    pillar = merge(SWITCH_LEFT_ALONE, pillar or {})
+    return {s["__id__"]: s for s in loaders.modules.state.apply("evpn.firewall", pillar=pillar, **kwargs).raw.values()}
 
 
 def _changes(states):
@@ -276,7 +283,6 @@ def test_without_forward_rules_the_routed_group_stays_empty(loaders, cluster):
 def test_the_backend_is_set_on_each_node_before_the_switch(loaders, cluster):
     """firewall:nftables chooses each node's backend (host option nftables), before the
     cluster's switch goes on; without the key, the nodes' options are left alone."""
-    (cluster / "nodes" / "pve-roz2").mkdir(parents=True)  # a member of the cluster, as PVE lists it
     _apply(loaders)
     assert not (cluster / "nodes" / "pve-roz2" / "host.fw").exists()
     pillar = {"evpn": {"sites": {"roz": {"firewall": {"enable": True, "nftables": True}}}}}

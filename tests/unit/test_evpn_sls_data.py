@@ -81,8 +81,6 @@ def test_sysctl_settings_do_not_depend_on_the_interfaces():
     """rp_filter on all, default and, through a wildcard, every interface: the same settings
     (and so the same persisted file) whatever interfaces come and go."""
     assert evpn.sysctl_settings() == {
-        "net.bridge.bridge-nf-call-ip6tables": 1,
-        "net.bridge.bridge-nf-call-iptables": 1,
         "net.ipv4.conf.*.rp_filter": 0,
         "net.ipv4.conf.all.rp_filter": 0,
         "net.ipv4.conf.default.rp_filter": 0,

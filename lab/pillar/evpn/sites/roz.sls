@@ -22,4 +22,6 @@ evpn:
           subnets:
             10.1.1.0/24: {gateway: 10.1.1.1, snat: true}
       firewall:
+        enable: true                  # the cluster firewall on; the LAN keeps SSH and the web UI
         management: [192.168.2.0/24]
+        nftables: true                # proxmox-firewall (nftables) on both nodes

@@ -14,3 +14,7 @@ evpn:
           tag: 12001
           subnets:
             10.2.1.0/24: {gateway: 10.2.1.1, snat: true}
+      firewall:
+        enable: true
+        management: [192.168.1.0/24]
+        nftables: false               # pve-firewall (iptables), PVE's default backend
