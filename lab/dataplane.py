@@ -6,8 +6,8 @@ interfaces.d/sdn.
 
 The deviations from PVE's output are made here and nowhere else (this kernel has no VRF device):
 
-- The zone's VRF is dropped and its L3 VNI is bound to FRR's default VRF (``vrf default`` /
-  `` vni <vrf-vxlan>``): the vnet bridges and the L3 VNI bridge live in the global table, the
+- The zone's VRF is dropped and its L3 VNI is bound to FRR's default VRF (a global
+  ``vni <vrf-vxlan>``, as FRR shows it): the vnet bridges and the L3 VNI bridge live in the global table, the
   router MAC of the L3 VNI bridge is set per node, and the L3 VNI bridge forwards (in a VRF the
   VRF device is the ingress that forwards; here it is the bridge, which ifupdown2 leaves with
   forwarding off). Routing between sites uses the type-2 MAC/IP routes with the router MAC
@@ -37,8 +37,13 @@ def router_mac(wireguard_address):
     return "02:00:" + ":".join(f"{octet:02x}" for octet in octets)
 
 
+GUEST_PORT = "^vm[0-9]+$"  # the lab's guest ports (lab/netns.py, Lab.vm)
+
+
 def adapt_interfaces(text, mac):
-    """interfaces.d/sdn without VRF devices, with a router MAC per node."""
+    """interfaces.d/sdn without VRF devices, with a router MAC per node; vnet bridges keep
+    their guest ports on a reload, as PVE's ifupdown2 keeps VM ports (Debian's removes every
+    port the file does not name, unless it matches bridge-ports-condone-regex)."""
     stanzas = []
     for stanza in text.split("\n\n"):
         name = re.search(r"^iface (\S+)", stanza, re.M)
@@ -48,6 +53,8 @@ def adapt_interfaces(text, mac):
         if name and name.group(1).startswith("vrfbr_"):
             # ifupdown2 applies ip-forward only to interfaces with an address
             lines += [f"\thwaddress {mac}", f"\tpost-up sysctl -qw net.ipv4.conf.{name.group(1)}.forwarding=1"]
+        elif re.search(r"^\s*bridge[-_]ports ", stanza, re.M):
+            lines.append(f"\tbridge-ports-condone-regex {GUEST_PORT}")
         stanzas.append("\n".join(lines))
     return "\n\n".join(stanzas) + "\n"
 
@@ -60,8 +67,11 @@ def adapt_frr(text):
     for stanza in stanzas:
         first = stanza.splitlines()[0] if stanza else ""
         if first.startswith("vrf vrf_"):
-            vni = re.search(r"^ vni \d+$", stanza, re.M)
-            kept.append(f"vrf default\n{vni.group(0)}\nexit-vrf")
+            # the default VRF's L3 VNI, written as FRR shows it (a global ``vni``): in a
+            # ``vrf default`` block frr-reload.py reads it as changed and re-adds it on every
+            # reload, and zebra forgets the router MACs of the routes it already had
+            vni = re.search(r"^ vni (\d+)$", stanza, re.M)
+            kept.append(f"vni {vni.group(1)}")
         elif re.match(r"router bgp \d+ vrf ", first) or re.match(r"ipv6? route \S+ \S+ xvrf_", first):
             continue
         elif re.match(r"router bgp \d+$", first):
@@ -100,12 +110,10 @@ def start_frr(node):
     return node.run("vtysh", "-b", check=False)
 
 
-def load(node, rendered, mac, ports=()):
+def load(node, rendered, mac):
     """The node runs what was rendered for it (``rendered``: its etc folder under
     PVESIM_ROOT/nodes/<node>); FRR first, so that the L3 VNI is known before its devices.
-    ``ports``: (port, bridge) of the guests on this node, put back on their bridges after a
-    reload (PVE's ifupdown2 keeps guest ports; Debian's removes every port the file does not
-    name). Returns ifreload's result, or None when the interfaces file did not change."""
+    Returns ifreload's result, or None when the interfaces file did not change."""
     frr = adapt_frr((rendered / "frr" / "frr.conf").read_text())
     node.run("sh", "-c", "cat > /etc/frr/frr.conf", input=frr)
     start_frr(node)
@@ -115,10 +123,7 @@ def load(node, rendered, mac, ports=()):
     node.run("mkdir", "-p", "/etc/network/interfaces.d", "/run/network")
     node.run("sh", "-c", "cat > /etc/network/interfaces", input=INTERFACES)
     node.run("sh", "-c", "cat > /etc/network/interfaces.d/sdn", input=sdn)
-    result = node.run("ifreload", "-a", check=False)
-    for port, bridge in ports:
-        node.run("ip", "link", "set", port, "master", bridge, "up")
-    return result
+    return node.run("ifreload", "-a", check=False)
 
 
 def bgp_established(node):

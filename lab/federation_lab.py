@@ -219,10 +219,7 @@ class Federation:
             made = self.lab.nodes[node_id]
             made.run("pvesh", "set", f"/nodes/{node.pve_node}/network", env=self.environ(node))
             rendered = self.clusters / node.site / "nodes" / node.pve_node / "etc"
-            ports = [
-                (h["port"], h["bridge"]) for h in self.lab.hosts.values() if h.get("node") == node_id and "port" in h
-            ]
-            result = dataplane.load(made, rendered, dataplane.router_mac(node.wireguard), ports)
+            result = dataplane.load(made, rendered, dataplane.router_mac(node.wireguard))
             report(f"{node_id}: FRR and ifupdown2 loaded what the SDN apply rendered for it")
             if result is not None and result.returncode != 0:
                 report(f"{node_id}: ifreload -a: {result.stderr.strip()}")

@@ -265,7 +265,11 @@ class Lab:
         self.hosts[namespace]["addresses"]["eth0"] = [address]
         _run("ip", "-n", namespace, "link", "set", "eth0", "up")
         _run("ip", "-n", namespace, "route", "add", "default", "via", gateway)
-        self.save()
+        # A VM talks now and then: its node's answers keep the guest's neighbour entry, from which
+        # FRR advertises the guest's MAC-IP route. A silent guest loses that entry to the kernel's
+        # neighbour gc (one table for all namespaces, past gc_thresh1) and, with no subnet route
+        # in the lab (no VRF), becomes unreachable from other sites.
+        self.spawn(namespace, "ping", "-q", "-i", "15", gateway, label=f"{name}: talks to its gateway")
         return namespace
 
     def save(self):
