@@ -1122,6 +1122,7 @@ def firewall(site=None, federation=None):
                     "in", "ACCEPT", "evpn: BGP EVPN sessions", proto="tcp", dport=str(BGP_PORT), source=from_federation
                 ),
                 _rule("in", "ACCEPT", "evpn: VXLAN", proto="udp", dport=str(VXLAN_PORT), source=from_federation),
+                _rule("in", "ACCEPT", "evpn: nodes ping each other", proto="icmp", source=from_federation),
             ],
         },
         GROUP_SDN: {"comment": "evpn: what guests may ask of the host: their gateway's answer", "rules": ping},

@@ -54,6 +54,7 @@ IN ACCEPT -dest +dc/evpn-gateways -p icmp # evpn: guests ping their gateway
 
 IN ACCEPT -source +dc/evpn-wireguard -p tcp -dport 179 # evpn: BGP EVPN sessions
 IN ACCEPT -source +dc/evpn-wireguard -p udp -dport 4789 # evpn: VXLAN
+IN ACCEPT -source +dc/evpn-wireguard -p icmp # evpn: nodes ping each other
 
 """
 

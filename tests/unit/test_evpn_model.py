@@ -252,9 +252,10 @@ def test_firewall_of_a_site(federation):
     ]
     assert all(r["rule"]["enable"] == 1 and r["rule"]["comment"].startswith(r["name"] + ": ") for r in fw["rules"])
     wg_rules = fw["groups"]["evpn-wg"]["rules"]
-    assert [(r["proto"], r["dport"], r["source"]) for r in wg_rules] == [
+    assert [(r["proto"], r.get("dport"), r["source"]) for r in wg_rules] == [
         ("tcp", "179", "+dc/evpn-wireguard"),
         ("udp", "4789", "+dc/evpn-wireguard"),
+        ("icmp", None, "+dc/evpn-wireguard"),
     ]
     # Guests get their gateway's answer and nothing else of the host: no blanket IN.
     assert [(r["type"], r["proto"], r.get("source"), r["dest"]) for r in fw["groups"]["evpn-sdn"]["rules"]] == [
@@ -283,12 +284,13 @@ def test_an_ipv6_gateway_gets_its_icmpv6_rule(federation):
 
 
 def test_firewall_switch_and_backend_left_alone_unless_the_pillar_sets_them(federation):
-    fw = evpn.firewall("wro", federation=federation)
+    fed = copy.deepcopy(federation)
+    del fed["sites"]["wro"]["firewall"]
+    fw = evpn.firewall("wro", federation=fed)
     assert fw["options"] == {} and fw["node_options"] == {}
     assert "evpn-management" not in fw["ipsets"]
     assert fw["absent_rules"] == ["evpn-management", "evpn-sdn"]
     assert fw["rules"][0]["rule"]["dport"] == "51820"
-    fed = copy.deepcopy(federation)
     fed["sites"]["wro"]["firewall"] = {"enable": False, "nftables": False}
     fw = evpn.firewall("wro", federation=fed)
     assert fw["options"] == {"enable": 0} and fw["node_options"] == {"pve-wro1": {"nftables": 0}}
