@@ -101,12 +101,15 @@ def clusters_root(tmp_path_factory):
 
 
 @pytest.fixture
-def fresh_clusters(clusters_root, pve_version):
-    """Every site's cluster emptied and set to ``pve_version``: {site: PVESIM_ROOT}."""
+def fresh_clusters(clusters_root, pve_version, federation):
+    """Every site's cluster emptied and set to ``pve_version``, every node the pillar gives the
+    site a member, as PVE lists them: {site: PVESIM_ROOT}."""
     for root in clusters_root.iterdir():
         shutil.rmtree(root)
         root.mkdir()
         (root / "pvesim-version").write_text(pve_version)
+        for node in federation["sites"].get(root.name, {}).get("nodes", {}):
+            (root / "nodes" / node).mkdir(parents=True)
     return {root.name: root for root in clusters_root.iterdir()}
 
 

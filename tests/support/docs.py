@@ -86,7 +86,7 @@ RUN_HERE = {
     "salt-key -a pve-roz1": 0,
     "salt-key -F master": 0,
     "salt-call --local key.finger": 0,  # on pve-roz1
-    "salt-call evpn.firewall": 0,  # on pve-roz1, roz's SDN leader
+    "salt '<leader>' evpn.firewall": 0,  # <leader>: pve-roz1, roz's SDN leader
     "salt '<leader>' state.apply evpn.firewall test=True": 0,  # <leader>: pve-roz1
     "salt-call --id pve-roz1 --pillar-root lab/pillar evpn.validate": 0,  # masterless, from the checkout
 }

@@ -16,8 +16,10 @@ PVE_VERSIONS = ("8.4", "9.1")
 def emulated_pve_minion(salt_master, clusters_root, site, minion_id):
     """A minion factory whose pvesh is the emulator in its site's cluster, which is also the
     folder it reads as /etc/pve (pve_config_dir), with PVE's version file and an interfaces file
-    of its own beside the clusters (emulated_pve_files); not started."""
+    of its own beside the clusters (emulated_pve_files); not started. The node is a member of
+    its cluster from the start, as PVE lists its nodes."""
     environ = emulated_pve_environ(clusters_root, site, minion_id)
+    pathlib.Path(environ["PVESIM_ROOT"], "nodes", environ["PVESIM_NODE"]).mkdir(parents=True, exist_ok=True)
     host_files = emulated_pve_files(pathlib.Path(clusters_root).parent / f"pve-host-{minion_id}", "9.1")
     overrides = {"pve_config_dir": environ["PVESIM_ROOT"], **host_files}
     factory = salt_master.salt_minion_daemon(minion_id, overrides=overrides)
