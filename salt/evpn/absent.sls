@@ -84,7 +84,8 @@ evpn-absent-cluster:
   test.show_notification:
     - text: {{ absent.cluster_note | json }}
 {%- endif %}
-{%- if grains.get('init') == 'systemd' %}
+{%- set systemd = grains.get('init') == 'systemd' %}
+{%- if systemd %}
 
 evpn-absent-wireguard-at-boot:
   service.dead:
@@ -99,12 +100,14 @@ evpn-absent-wireguard-at-boot:
 evpn-absent-wireguard:
   wireguard.interface_absent:
     - name: {{ absent.interface }}
+{%- if guard or systemd %}
     - require:
 {%- if guard %}
       - {{ guard }}
 {%- endif %}
-{%- if grains.get('init') == 'systemd' %}
+{%- if systemd %}
       - service: evpn-absent-wireguard-at-boot
+{%- endif %}
 {%- endif %}
 
 evpn-absent-unpublish-key:

@@ -178,3 +178,24 @@ def test_a_node_still_in_the_pillar_is_refused(krk):
         assert node_files(node) == before
     finally:
         site_file.unlink()
+
+
+def test_a_node_whose_cluster_stays_in_the_federation_leaves_the_cluster_alone(removed):
+    """pve-krk1 as if it were a node of a cluster that still has a node of the pillar (pve-roz1):
+    only the node itself is cleaned."""
+    node, call, cluster, _ = removed
+    (cluster / "nodes" / "pve-roz1").mkdir()
+    try:
+        before = (firewall_file(cluster), sdn_objects(cluster))
+        done, _ = call("state.apply", "evpn.absent")
+        assert all(s["result"] for s in done.values()), done
+        assert sorted(changes(done)) == ["evpn-absent-sysctl", "evpn-absent-unpublish-key", "evpn-absent-wireguard"]
+        (note,) = [s for s in done.values() if s["__id__"] == "evpn-absent-cluster"]
+        assert note["comment"] == (
+            "the PVE cluster still holds nodes of the federation (pve-roz1): its SDN and firewall stay"
+        )
+        assert (firewall_file(cluster), sdn_objects(cluster)) == before
+        assert pvesh_writes(cluster / "pvesh.log") == []
+        assert node_files(node) == ("", 1, 1)
+    finally:
+        (cluster / "nodes" / "pve-roz1").rmdir()
