@@ -1351,8 +1351,9 @@ def absent(cluster_nodes=(), pve_node=None, minion_id=None, federation=None):
     - ``firewall``: our cluster ``rules`` (names, ``evpn-sdn-*`` for the per-vnet references),
       security ``groups`` and ``ipsets``;
     - ``errors``: why nothing may be removed: the minion is still a node of the pillar (remove
-      it there first, or the next converge brings it back and its peers keep it), or a key
-      naming our objects is invalid. Only the keys above are read; the sites may be gone.
+      it there first, or the next converge brings it back and its peers keep it), a key naming
+      our objects is invalid, or a pillar file did not render (the node could be in it). Only
+      the keys above are read; the sites may be gone.
 
     cluster_nodes
         The PVE node names of this node's cluster (``pvesh.list_config nodes``); none on a
@@ -1406,7 +1407,7 @@ def absent(cluster_nodes=(), pve_node=None, minion_id=None, federation=None):
     elif cluster_nodes and cluster_nodes[0] != pve_node:
         note = f"the SDN and firewall of this PVE cluster are removed by its first node, {cluster_nodes[0]}"
     return {
-        "errors": report.errors,
+        "errors": (_render_errors(__pillar__.get("_errors") or []) if federation is None else []) + report.errors,
         "interface": names[("wireguard", "interface")],
         "cluster": bool(cluster_nodes) and note is None,
         "cluster_note": note,

@@ -435,3 +435,14 @@ def test_absent_needs_the_keys_that_name_our_objects(federation):
         "evpn:zone:id: 'x' is not valid (PVE zone ids are 2-8 characters, a letter first, then letters and digits)",
         "evpn:wireguard:interface: must be a string, got 7",
     ]
+
+
+def test_absent_refuses_while_a_pillar_file_did_not_render(federation):
+    """The node could be in the file Salt left out: nothing may be removed."""
+    everything_gone = {k: v for k, v in federation.items() if k != "sites"}
+    message = "Rendering SLS 'evpn.sites.krk' failed, render error: mapping values are not allowed here"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evpn, "__pillar__", {"evpn": everything_gone, "_errors": [message]}, raising=False)
+        assert evpn.absent(["pve-krk1"], "pve-krk1", minion_id="pve-krk1")["errors"] == [
+            f"pillar file evpn/sites/krk.sls (SLS evpn.sites.krk): {message}"
+        ]
