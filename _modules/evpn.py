@@ -62,6 +62,7 @@ RULE_WIREGUARD = "evpn-wireguard"
 RULE_GROUP_WIREGUARD = "evpn-wg"
 RULE_GROUP_ROUTED = "evpn-routed"
 RULE_GROUP_SDN_BLANKET = "evpn-sdn"  # the group's reference without -i of earlier versions; removed
+RULE_GROUP_SDN_VNETS = f"{GROUP_SDN}-*"  # the references of the SDN group, one per vnet: evpn-sdn-<vnet>
 BGP_PORT = 179
 VXLAN_PORT = 4789
 MANAGEMENT_PORTS = "22,8006"
@@ -1063,7 +1064,8 @@ def firewall(site=None, federation=None):
       then the groups), each as ``{"name", "rule"}`` where the rule's comment starts with its name
       (what marks it as ours among the user's rules); ``absent_rules``: names of ours that must
       go (management access once no management network is left; ``evpn-sdn``, the blanket
-      reference of earlier versions).
+      reference of earlier versions; ``evpn-sdn-*``, the references for vnets no longer in the
+      cluster).
     - ``options``: ``enable`` only when the pillar sets it; ``node_options``: per PVE node name,
       ``nftables`` (the backend) only when the pillar sets it.
 
@@ -1181,9 +1183,10 @@ def firewall(site=None, federation=None):
     node_options = {}
     if settings["nftables"] is not None:
         node_options = {n["pve_node"]: {"nftables": _flag(settings["nftables"])} for n in site_conf["nodes"].values()}
-    # Ours, but not wanted now: management access without management networks, and the blanket
-    # reference of the SDN group of earlier versions.
-    absent_rules = ([] if management else [RULE_MANAGEMENT]) + [RULE_GROUP_SDN_BLANKET]
+    # Ours, but not wanted now: management access without management networks, the blanket
+    # reference of the SDN group of earlier versions, and the references for vnets that are gone
+    # (a name in ``rules`` wins over this pattern).
+    absent_rules = ([] if management else [RULE_MANAGEMENT]) + [RULE_GROUP_SDN_BLANKET, RULE_GROUP_SDN_VNETS]
     return {
         "ipsets": ipsets,
         "groups": groups,
@@ -1300,4 +1303,126 @@ def sysctl_settings():
         "net.ipv4.conf.all.rp_filter": 0,
         "net.ipv4.conf.default.rp_filter": 0,
         "net.ipv4.ip_forward": 1,
+    }
+
+
+# The federation-wide keys that name what this project made on a node and in its cluster, with
+# the checks of SCHEMA: uninstalling needs them, and none of the sites.
+OWNED_KEYS = (("controller",), ("zone", "id"), ("wireguard", "interface"))
+
+
+def _schema_key(path):
+    spec = SCHEMA
+    for key in path:
+        spec = spec[key]
+    return spec
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _raw_members(pillar, report):
+    """{minion id: (pillar key path, PVE node name)} of the nodes the pillar names, read as
+    written: a pillar with no site left is one to uninstall, not an invalid one."""
+    sites = pillar.get("sites") or {}
+    if not isinstance(sites, dict):
+        report.error(("evpn", "sites"), f"must be a mapping, got {type(sites).__name__}")
+        return {}
+    members = {}
+    for site_name, site in sites.items():
+        for node_id, node_conf in _mapping(_mapping(site).get("nodes")).items():
+            pve_node = _mapping(node_conf).get("pve_node") or str(node_id).split(".")[0]
+            members[node_id] = (("evpn", "sites", str(site_name), "nodes", str(node_id)), pve_node)
+    return members
+
+
+def absent(cluster_nodes=(), pve_node=None, minion_id=None, federation=None):
+    """
+    What uninstalling takes off a node that is no longer a node of the federation, found by the
+    names this project gives its objects (never by "the pillar does not name it"):
+
+    - ``interface``: the WireGuard interface (its link, key and persisted configuration);
+    - ``cluster``: whether this node removes the objects of ours from its PVE cluster: when none
+      of ``cluster_nodes`` (the PVE node names of the cluster, from ``/etc/pve/nodes``) is the
+      PVE node of a node the pillar still names (the whole site left the federation), and this
+      node (``pve_node``) is the first of them, so that the cluster-wide configuration has one
+      writer; ``cluster_note`` says why not otherwise;
+    - ``sdn``: our ``controller`` and ``zone`` (with every vnet and subnet in it);
+    - ``firewall``: our cluster ``rules`` (names, ``evpn-sdn-*`` for the per-vnet references),
+      security ``groups`` and ``ipsets``;
+    - ``errors``: why nothing may be removed: the minion is still a node of the pillar (remove
+      it there first, or the next converge brings it back and its peers keep it), a key naming
+      our objects is invalid, or a pillar file did not render (the node could be in it). Only
+      the keys above are read; the sites may be gone.
+
+    cluster_nodes
+        The PVE node names of this node's cluster (``pvesh.list_config nodes``); none on a
+        minion that is not a PVE node.
+
+    pve_node
+        This node's PVE node name (its host name).
+
+    minion_id
+        The node; default: this minion.
+
+    federation
+        The ``evpn`` pillar to use instead of this minion's own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call evpn.absent '["pve-krk1"]' pve-krk1
+    """
+    pillar = _pillar(federation) or {}
+    report = _Report()
+    if not isinstance(pillar, dict):
+        report.error(("evpn",), f"must be a mapping, got {type(pillar).__name__}")
+        pillar = {}
+    names = {}
+    for path in OWNED_KEYS:
+        value = pillar
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        spec = _schema_key(path)
+        if value is None and spec.default is not REQUIRED:
+            value = spec.default
+        problem = "is required: it names what to remove" if value is None else spec.check(value)
+        if problem:
+            report.error(("evpn", *path), problem)
+        names[path] = value
+    members = _raw_members(pillar, report)
+    minion_id = _this_minion(minion_id)
+    if minion_id in members:
+        report.error(
+            members[minion_id][0],
+            f"{minion_id} is still a node of the federation: remove it from the pillar first "
+            "(else the next converge brings it back and every peer keeps it)",
+        )
+    cluster_nodes = sorted(cluster_nodes)
+    kept_for = [name for name in cluster_nodes if name in {pve for _, pve in members.values()}]
+    note = None
+    if kept_for:
+        note = f"the PVE cluster still holds nodes of the federation ({', '.join(kept_for)}): its SDN and firewall stay"
+    elif cluster_nodes and cluster_nodes[0] != pve_node:
+        note = f"the SDN and firewall of this PVE cluster are removed by its first node, {cluster_nodes[0]}"
+    return {
+        "errors": (_render_errors(__pillar__.get("_errors") or []) if federation is None else []) + report.errors,
+        "interface": names[("wireguard", "interface")],
+        "cluster": bool(cluster_nodes) and note is None,
+        "cluster_note": note,
+        "sdn": {"controller": names[("controller",)], "zone": names[("zone", "id")]},
+        "firewall": {
+            "rules": [
+                RULE_MANAGEMENT,
+                RULE_WIREGUARD,
+                RULE_GROUP_WIREGUARD,
+                RULE_GROUP_SDN_BLANKET,
+                RULE_GROUP_SDN_VNETS,
+                RULE_GROUP_ROUTED,
+            ],
+            "groups": [GROUP_WIREGUARD, GROUP_SDN, GROUP_ROUTED],
+            "ipsets": [IPSET_MANAGEMENT, IPSET_WIREGUARD, IPSET_SDN, IPSET_GATEWAYS],
+        },
     }

@@ -281,6 +281,21 @@ def create(kind, name, comment=None):
     _write("create", path, {key: name, **({"comment": comment} if comment else {})})
 
 
+def delete(kind, name):
+    """
+    Delete an empty security group (``kind`` ``groups``) or IP set (``ipsets``): PVE refuses
+    one that still holds rules or entries.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvefw.delete ipsets evpn-wireguard
+    """
+    path, _ = _kind(kind)
+    _write("delete", f"{path}/{name}", {}, path)
+
+
 def ipset(name):
     """
     The entries of an IP set, as PVE stores them (``{cidr: {"comment", "nomatch"}}``).

@@ -26,6 +26,7 @@ CLI Example:
 import json
 import logging
 import pathlib
+import re
 
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
@@ -45,6 +46,8 @@ READ_ONLY = {"digest", "state", "pending", "id", "cidr", "network", "mask", "zon
 RUNNING_CONFIG = "sdn/.running-config"
 NO_LOCK = "No 'create' handler defined for '/cluster/sdn/lock'"  # pvesh on PVE 8: no SDN lock
 CONTEXT = "pvesdn"
+GUEST_CONFIGS = {"qemu-server": "name", "lxc": "hostname"}  # guest config folder: the key naming the guest
+NETWORK_DEVICE = re.compile(r"^net\d+:\s*(\S+)", re.MULTILINE)
 
 
 def __virtual__():
@@ -171,6 +174,48 @@ def read(collection, vnet=None):
         item[key]: {"config": _configured(item), "pending": "state" in item}
         for item in _pending_items(collection, vnet)
     }
+
+
+def _guest_bridges(text, name_key):
+    """The bridges a guest configuration attaches its network devices to, in its current and
+    pending sections (not its snapshots), and the guest's name (``name_key``)."""
+    sections = re.split(r"^\[([^\]]*)\]\s*$", text, flags=re.MULTILINE)
+    kept = "".join(
+        sections[:1] + [body for title, body in zip(sections[1::2], sections[2::2], strict=True) if title == "PENDING"]
+    )
+    bridges = set()
+    for device in NETWORK_DEVICE.findall(kept):
+        options = dict(part.partition("=")[::2] for part in device.split(","))
+        bridges.add(options.get("bridge"))
+    name = re.search(rf"^{name_key}:\s*(\S+)", sections[0], re.MULTILINE)
+    return bridges - {None}, name and name.group(1)
+
+
+def guests(vnets):
+    """
+    The guests (virtual machines and containers of every node of the cluster) with a network
+    device on one of ``vnets``, as their configurations in ``nodes/<node>/qemu-server`` and
+    ``nodes/<node>/lxc`` say, pending changes included: ``{vnet: ["<vmid> (<name>) on <node>"]}``,
+    only the vnets that have any.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesdn.guests '[roz1]'
+    """
+    found = {}
+    for node in __salt__["pvesh.list_config"]("nodes"):
+        for folder, name_key in GUEST_CONFIGS.items():
+            for file in __salt__["pvesh.list_config"](f"nodes/{node}/{folder}"):
+                if not file.endswith(".conf"):
+                    continue
+                text = __salt__["pvesh.read_config"](f"nodes/{node}/{folder}/{file}")
+                bridges, name = _guest_bridges(text, name_key)
+                guest = f"{file[: -len('.conf')]}{f' ({name})' if name else ''} on {node}"
+                for vnet in sorted(bridges & set(vnets)):
+                    found.setdefault(vnet, []).append(guest)
+    return found
 
 
 def pending():

@@ -96,3 +96,28 @@ def read_config(path):
         return ""
     except (OSError, UnicodeDecodeError) as err:
         raise CommandExecutionError(f"{os.path.join(root, path)}: {err}") from err
+
+
+def list_config(path):
+    """
+    The names in a folder of the cluster's configuration (``path`` relative to
+    :func:`config_dir`), sorted; empty when the folder does not exist. ``nodes`` lists the
+    cluster's nodes (PVE keeps a folder per node). Raises ``CommandExecutionError`` as
+    :func:`read_config` does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call pvesh.list_config nodes
+        salt-call pvesh.list_config nodes/pve-roz1/qemu-server
+    """
+    root = config_dir()
+    if not os.path.isdir(os.path.join(root, "nodes")):
+        raise CommandExecutionError(f"{root} holds no cluster configuration (no nodes folder; see pve_config_dir)")
+    try:
+        return sorted(os.listdir(os.path.join(root, path)))
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise CommandExecutionError(f"{os.path.join(root, path)}: {err}") from err

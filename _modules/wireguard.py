@@ -313,6 +313,53 @@ def create(interface="wg0"):
     _run(["ip", "link", "add", "dev", interface, "type", "wireguard"])
 
 
+def delete(interface="wg0"):
+    """
+    Delete the interface (its peers, addresses and routes go with it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.delete wg0
+    """
+    _run(["ip", "link", "del", "dev", interface])
+
+
+def files(interface="wg0"):
+    """
+    The files this module keeps for the interface that exist: its persisted configuration and
+    its private key (paths only, never their content).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.files
+    """
+    return [str(path) for path in (_config_path(interface), _key_path(interface)) if path.exists()]
+
+
+def remove_files(interface="wg0"):
+    """
+    Remove the interface's persisted configuration and private key (:func:`files`): the key is
+    gone for good, a later ``genkey`` makes a new one.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.remove_files wg0
+    """
+    for path in files(interface):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise CommandExecutionError(f"{path}: {err.strerror}") from None
+
+
 def routes(interface="wg0"):
     """
     The destinations routed through the interface.

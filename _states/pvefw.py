@@ -29,6 +29,7 @@ says so. The version is asked of pvesh only when such a rule would be written.
         - absent: [evpn-management]
 """
 
+import fnmatch
 import functools
 
 from salt.exceptions import SaltException
@@ -77,13 +78,13 @@ def _is_forward(rule):
     return rule.get("type") == "forward"
 
 
-def _carry_out(ret, what, changes, writes, notes):
+def _carry_out(ret, what, changes, writes, notes, verb="updated", settled="in the desired state"):
     """Report ``changes`` of ``what``: in test mode as predicted; otherwise run ``writes``
     (``[(change made, write)]``) in order, reporting on failure what was changed before it."""
     comment = [*notes]
     if __opts__["test"] and changes:
         ret.update(result=None, changes=changes)
-        ret["comment"] = "\n".join([f"{what} would be updated", *comment])
+        ret["comment"] = "\n".join([f"{what} would be {verb}", *comment])
         return ret
     made = {}
     for made_now, write in [] if __opts__["test"] else writes:
@@ -98,7 +99,7 @@ def _carry_out(ret, what, changes, writes, notes):
         for key, value in made_now.items():
             made[key] = made.get(key, []) + value if isinstance(value, list) else value
     ret["changes"] = changes
-    ret["comment"] = "\n".join([f"{what} {'was updated' if changes else 'is in the desired state'}", *comment])
+    ret["comment"] = "\n".join([f"{what} {'was ' + verb if changes else 'is ' + settled}", *comment])
     return ret
 
 
@@ -128,6 +129,55 @@ def ipset_present(name, cidrs, comment=None):
     writes += [({"added": [c]}, functools.partial(salt["pvefw.add_ipset_entry"], name, c)) for c in added]
     writes += [({"removed": [c]}, functools.partial(salt["pvefw.remove_ipset_entry"], name, c)) for c in removed]
     return _carry_out(ret, f"IP set {name}", changes, writes, notes)
+
+
+def ipset_absent(name):
+    """
+    No cluster IP set ``name``: its entries are removed, then the set.
+    """
+    ret = _ret(name)
+    salt = __salt__
+    try:
+        exists = name in salt["pvefw.named"]("ipsets")
+        entries = sorted(salt["pvefw.ipset"](name)) if exists else []
+        notes = _notes()
+    except SaltException as err:
+        return _failed(ret, err)
+    changes = {"deleted": True, **({"entries": entries} if entries else {})} if exists else {}
+    writes = [({"entries": [c]}, functools.partial(salt["pvefw.remove_ipset_entry"], name, c)) for c in entries]
+    writes += [({"deleted": True}, functools.partial(salt["pvefw.delete"], "ipsets", name))] if exists else []
+    return _carry_out(ret, f"IP set {name}", changes, writes, notes, "deleted", "absent")
+
+
+def group_absent(name):
+    """
+    No security group ``name``: its rules are deleted, then the group. Delete the rules that
+    reference it first (``rules_present`` with ``absent``): PVE keeps references to a group that
+    is gone, and compiles nothing for them.
+    """
+    ret = _ret(name)
+    salt = __salt__
+    scope = f"group:{name}"
+    try:
+        exists = name in salt["pvefw.named"]("groups")
+        current = salt["pvefw.rules"](scope) if exists else {"digest": None, "rules": []}
+        notes = _notes()
+    except SaltException as err:
+        return _failed(ret, err)
+    changes = {"deleted": True} if exists else {}
+    if current["rules"]:
+        changes["rules"] = [_line(rule) for rule in current["rules"]]
+    # From the last rule up, so that each position stays valid; the digest guards the first.
+    positions = range(len(current["rules"]) - 1, -1, -1)
+    writes = [
+        (
+            {"rules": [_line(current["rules"][pos])]},
+            functools.partial(salt["pvefw.delete_rule"], scope, pos, digest=None if i else current["digest"]),
+        )
+        for i, pos in enumerate(positions)
+    ]
+    writes += [({"deleted": True}, functools.partial(salt["pvefw.delete"], "groups", name))] if exists else []
+    return _carry_out(ret, f"Security group {name}", changes, writes, notes, "deleted", "absent")
 
 
 def _plan_writes(scope, plan, rule_of, digest):
@@ -193,15 +243,16 @@ def group_present(name, rules, comment=None):
 
 
 def _is_named(rule, name):
-    comment = str(rule.get("comment", ""))
-    return comment == name or comment.startswith(f"{name}: ")
+    """Whether the rule's comment starts with ``name`` (a glob in ``absent``), then ``: ``."""
+    return fnmatch.fnmatchcase(str(rule.get("comment", "")).partition(": ")[0], name)
 
 
 def rules_present(name, rules, absent=(), node=None):
     """
     Our rules at the top of the cluster's rule list (``name: cluster``) or of ``node``'s, in the
     order of ``rules`` (``[{"name", "rule"}]``; each rule's comment starts with its name, which
-    is how it is found again), with exactly their fields; our rules named in ``absent`` removed.
+    is how it is found again), with exactly their fields; our rules named in ``absent`` (names or
+    globs such as ``evpn-sdn-*``; a name in ``rules`` wins) removed.
     The user's rules are never changed, deleted or moved: ours are added, updated, moved or
     deleted around them.
     """

@@ -298,6 +298,35 @@ def zone_pruned(name, keep, prune=False):
     )
 
 
+def zone_unused(name):
+    """
+    No guest (virtual machine or container, on any node of the cluster) has a network device on
+    a vnet of zone ``name``; otherwise the state fails naming each, in test mode too. Require it
+    before removing the zone: a vnet a guest uses is not deleted, and nothing else of the
+    cluster's that requires this state changes.
+    """
+    ret, notes = _ret(name), []
+    vnets = _read(ret, notes, "vnets")
+    if vnets is None:
+        return ret
+    ours = [vnet for vnet, entry in sorted(vnets.items()) if (entry["config"] or {}).get("zone") == name]
+    try:
+        used = __salt__["pvesdn.guests"](ours)
+    except SaltException as err:
+        ret.update(result=False, comment=f"Reading the guests' configurations failed: {err}")
+        return ret
+    if used:
+        ret["result"] = False
+        listed = "; ".join(f"vnet {vnet}: {', '.join(guests)}" for vnet, guests in sorted(used.items()))
+        return _done(
+            ret,
+            f"Guests are attached to SDN zone {name}, so nothing of it is removed: {listed}. "
+            "Move them to another bridge or remove them, then run this again",
+            notes,
+        )
+    return _done(ret, f"No guest is attached to a vnet of SDN zone {name} ({', '.join(ours) or 'no vnet'})", notes)
+
+
 def applied(name):
     """
     Apply the SDN configuration (``pvesh set /cluster/sdn``) once, only when something is

@@ -192,12 +192,19 @@ def interface_present(name, address, port, mtu, peers):
         ret.update(result=False, comment=f"WireGuard interface {name}: nothing was changed: {err}")
         return ret
     left_out = "; peers left out for now: " + ", ".join(skipped) if skipped else ""
+    return _carry_out(ret, changes, steps, "updated", "is in the desired state", left_out)
+
+
+def _carry_out(ret, changes, steps, verb, settled, note=""):
+    """Report ``changes``: in test mode as predicted; otherwise run ``steps`` ((description,
+    the change keys it makes, action)) in order, reporting on failure what was made before it."""
+    what = f"WireGuard interface {ret['name']}"
     if not changes:
-        ret["comment"] = f"WireGuard interface {name} is in the desired state{left_out}"
+        ret["comment"] = f"{what} {settled}{note}"
         return ret
     ret["changes"] = changes
     if __opts__["test"]:
-        ret.update(result=None, comment=f"WireGuard interface {name} would be updated{left_out}")
+        ret.update(result=None, comment=f"{what} would be {verb}{note}")
         return ret
     done = {}
     for description, keys, action in steps:
@@ -205,12 +212,35 @@ def interface_present(name, address, port, mtu, peers):
             action()
         except SaltException as err:
             made = f"; made before it: {', '.join(done)}" if done else "; nothing was changed"
-            comment = f"WireGuard interface {name}: {description} failed: {err}{made}"
-            ret.update(result=False, changes=done, comment=comment)
+            ret.update(result=False, changes=done, comment=f"{what}: {description} failed: {err}{made}")
             return ret
         done.update({key: changes[key] for key in keys if key in changes})
-    ret["comment"] = f"WireGuard interface {name} was updated{left_out}"
+    ret["comment"] = f"{what} was {verb}{note}"
     return ret
+
+
+def interface_absent(name):
+    """
+    No WireGuard interface ``name`` and none of its files: the link is deleted (its peers,
+    addresses and routes with it), then the persisted configuration and the private key.
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    salt = __salt__
+    if "wireguard.files" not in salt:
+        ret["comment"] = f"wg (wireguard-tools) is not installed: there is no WireGuard interface {name}"
+        return ret
+    try:
+        exists = salt["wireguard.link"](name) is not None
+        files = salt["wireguard.files"](name)
+    except SaltException as err:
+        ret.update(result=False, comment=f"WireGuard interface {name}: nothing was changed: {err}")
+        return ret
+    changes = {k: v for k, v in (("interface", "deleted" if exists else None), ("files", files)) if v}
+    steps = [
+        ("deleting the interface", ["interface"], lambda: salt["wireguard.delete"](name)),
+        ("removing its files", ["files"], lambda: salt["wireguard.remove_files"](name)),
+    ]
+    return _carry_out(ret, changes, [step for step in steps if step[1][0] in changes], "removed", "is absent")
 
 
 def handshakes_recent(name, peers, within=180, timeout=60):

@@ -78,8 +78,9 @@ class Federation:
         self.plan = topology.load(self.topology_file, topology.render_pillar(self.pillar_root))
 
     def built_nodes(self):
-        """The ids of the federation's nodes that the lab has built, sorted."""
-        return sorted(self.lab.nodes.keys() & self.plan.nodes().keys())
+        """The ids of the federation's nodes (the pillar's) that the lab has built, sorted: a
+        node taken out of the pillar is no longer one, though its namespace stays."""
+        return sorted(self.lab.nodes.keys() & self.plan.nodes(in_pillar=True).keys())
 
     def running_guests(self):
         """The guests of the plan whose namespace the lab has made."""

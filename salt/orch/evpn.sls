@@ -5,9 +5,22 @@
     then every node must see recent handshakes with every peer. A step that fails stops the
     steps after it. The nodes are evpn.members of the pillar the master renders for itself (the
     master loads the checkout's modules, module_dirs in etc/master); an invalid pillar stops
-    the orchestration before anything runs, with every error. #}
+    the orchestration before anything runs, with every error.
+    Removing nodes or sites: take them out of the pillar and name their minion ids,
+    `pillar='{"removed": [pve-roz2]}'`: once the federation is converged without them, each runs
+    evpn.absent (on its node, and for its cluster when its whole site left), and the master's
+    mine forgets them. A name the pillar still holds stops the orchestration, nothing changed. #}
+{%- set removed = pillar.get('removed', []) %}
 {%- set report = salt['evpn.validate']() %}
-{%- if report.errors %}
+{%- if removed is string or removed is not sequence or removed is mapping %}
+
+evpn-orch-removed-invalid:
+  test.configurable_test_state:
+    - name: removed must be a list of minion ids, nothing was changed
+    - changes: False
+    - result: False
+    - comment: {{ ("removed: got " ~ removed) | json }}
+{%- elif report.errors %}
 
 evpn-orch-pillar-invalid:
   test.configurable_test_state:
@@ -15,6 +28,15 @@ evpn-orch-pillar-invalid:
     - changes: False
     - result: False
     - comment: {{ report.errors | join("\n") | json }}
+{%- elif removed | select('in', salt['evpn.members']()) | list %}
+
+evpn-orch-removed-still-members:
+  test.configurable_test_state:
+    - name: the nodes to remove are still in the pillar, nothing was changed
+    - changes: False
+    - result: False
+    - comment: {{ ("removed: " ~ (removed | select('in', salt['evpn.members']()) | join(', '))
+                   ~ " still in evpn:sites:*:nodes: take them out of the pillar first") | json }}
 {%- else %}
 {%- set target = {'tgt': salt['evpn.members']() | join(','), 'tgt_type': 'list'} %}
 
@@ -71,4 +93,30 @@ evpn-verify:
     - sls: evpn.verify
     - require:
       - salt: evpn-sdn
+{%- if removed %}
+
+evpn-removed-sync:
+  salt.function:
+    - name: saltutil.sync_all
+    - tgt: {{ removed | join(',') }}
+    - tgt_type: list
+    - require:
+      - salt: evpn-sdn
+
+evpn-removed:
+  salt.state:
+    - tgt: {{ removed | join(',') }}
+    - tgt_type: list
+    - sls: evpn.absent
+    - require:
+      - salt: evpn-removed-sync
+
+evpn-removed-mine:
+  salt.runner:
+    - name: cache.clear_mine
+    - tgt: {{ removed | join(',') }}
+    - tgt_type: list
+    - require:
+      - salt: evpn-sdn
+{%- endif %}
 {%- endif %}

@@ -250,6 +250,18 @@ def test_a_new_site_and_a_removed_management_network(loaders, cluster, log):
     assert _rule_lines(cluster)[0].startswith("IN ACCEPT -p udp -dport 51820")
 
 
+def test_the_reference_for_a_vnet_that_left_the_cluster_goes(loaders, cluster):
+    """A vnet taken out of the pillar (a removed site's stretched vnet, a site's own) leaves its
+    rule evpn-sdn-<vnet> behind unless the pattern evpn-sdn-* of absent_rules takes it."""
+    _apply(loaders)
+    stale = {"type": "group", "action": "evpn-sdn", "iface": "gone1", "enable": 1, "comment": "evpn-sdn-gone1: x"}
+    pvesh("create", "/cluster/firewall/rules", *[f"--{k}={v}" for k, v in stale.items()])
+    assert (cluster / "firewall" / "cluster.fw").read_text() != CLUSTER_FW
+    states = _apply(loaders)
+    assert "GROUP evpn-sdn -i gone1 # evpn-sdn-gone1: x" in (states["evpn-firewall-rules"]["changes"]["rules"]["old"])
+    assert (cluster / "firewall" / "cluster.fw").read_text() == CLUSTER_FW
+
+
 def test_enabling_without_management_fails_before_any_write(loaders, log):
     pillar = {"evpn": {"sites": {"roz": {"firewall": {"enable": True, "management": []}}}}}
     states = loaders.modules.state.apply("evpn", pillar=pillar).raw

@@ -99,6 +99,29 @@ RUN_ELSEWHERE = {
         '"state.orchestrate", "orch.evpn"',
     ),
     "salt-run -l info state.orchestrate orch.evpn": ("lab/salt_daemons.py", 'argv[1:1] = ["-l", "info"]'),
+    'salt-run state.orchestrate orch.evpn pillar=\'{"removed": ["pve-roz2"]}\'': (
+        "tests/lab/test_lab_remove.py",
+        '"state.orchestrate", "orch.evpn", f"pillar={json.dumps({\'removed\': node_ids})}"',
+    ),
+    'salt-run state.orchestrate orch.evpn pillar=\'{"removed": ["pve-krk1"]}\'': (
+        "tests/lab/test_lab_remove.py",
+        'remove(lab, ["pve-krk1"])',
+    ),
+    "salt-run cache.mine": ("tests/lab/test_lab_remove.py", 'federation.master.run("cache.mine")'),
+    "salt-key -y -d pve-roz2": (
+        "tests/lab/test_lab_remove.py",
+        '"salt-key"), "-c", str(lab.master.config_dir), "-y", "-d"',
+    ),
+    "salt-key -y -d pve-krk1": (
+        "tests/lab/test_lab_remove.py",
+        '"salt-key"), "-c", str(lab.master.config_dir), "-y", "-d"',
+    ),
+    "salt pve-krk1 state.apply evpn.absent test=True": (
+        "tests/functional/test_absent.py",
+        'call("state.apply", "evpn.absent", "test=True")',
+    ),
+    "salt pve-krk1 state.apply evpn.absent": ("tests/functional/test_absent.py", 'call("state.apply", "evpn.absent")'),
+    "salt '*' state.apply evpn.absent": ("tests/functional/test_absent.py", 'call("state.apply", "evpn.absent")'),
     "salt '*' state.apply evpn": ("tests/integration/test_orchestrate.py", '"*", "state.apply", "evpn"'),
     "salt pve-roz1 state.apply evpn": ("tests/integration/test_orchestrate.py", '"*", "state.apply", "evpn"'),
     "salt-call --id pve-roz1 --pillar-root lab/pillar state.apply evpn test=True": (
@@ -147,6 +170,7 @@ NEEDS_REAL_PVE = {
     "grep -n 'source /etc/network/interfaces.d' /etc/network/interfaces",
     "echo 'source /etc/network/interfaces.d/*' >> /etc/network/interfaces",
     "pvecm nodes",
+    "pvecm delnode pve-roz2",
     "pve-firewall status",
     "pvesh get /cluster/firewall/options",
     "pvesh set /cluster/firewall/options --enable 0",

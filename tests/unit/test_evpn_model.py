@@ -272,7 +272,7 @@ def test_firewall_of_a_site(federation):
     assert references and all(v.startswith("+dc/") for v in references)
     assert fw["options"] == {"enable": 1}
     assert fw["node_options"] == {"pve-roz1": {"nftables": 1}, "pve-roz2": {"nftables": 1}}
-    assert fw["absent_rules"] == ["evpn-sdn"]
+    assert fw["absent_rules"] == ["evpn-sdn", "evpn-sdn-*"]
 
 
 def test_an_ipv6_gateway_gets_its_icmpv6_rule(federation):
@@ -289,7 +289,7 @@ def test_firewall_switch_and_backend_left_alone_unless_the_pillar_sets_them(fede
     fw = evpn.firewall("wro", federation=fed)
     assert fw["options"] == {} and fw["node_options"] == {}
     assert "evpn-management" not in fw["ipsets"]
-    assert fw["absent_rules"] == ["evpn-management", "evpn-sdn"]
+    assert fw["absent_rules"] == ["evpn-management", "evpn-sdn", "evpn-sdn-*"]
     assert fw["rules"][0]["rule"]["dport"] == "51820"
     fed["sites"]["wro"]["firewall"] = {"enable": False, "nftables": False}
     fw = evpn.firewall("wro", federation=fed)
@@ -394,3 +394,56 @@ def test_what_callers_get_cannot_change_the_kept_validation():
     evpn.validate()["errors"].append("a caller's own")
     assert evpn.config()["zone"]["mtu"] == 1370
     assert evpn.validate() == {"errors": [], "warnings": []}
+
+
+def test_absent_names_our_objects_and_removes_the_cluster_part_once_the_site_is_gone(federation):
+    fed = copy.deepcopy(federation)
+    del fed["sites"]["roz"]["nodes"]["pve-roz2"]
+    gone = evpn.absent(["pve-roz1", "pve-roz2"], "pve-roz2", minion_id="pve-roz2", federation=fed)
+    assert gone["errors"] == [] and gone["interface"] == "wg0"
+    assert gone["cluster"] is False
+    assert gone["cluster_note"] == (
+        "the PVE cluster still holds nodes of the federation (pve-roz1): its SDN and firewall stay"
+    )
+    del fed["sites"]["roz"]
+    site_gone = evpn.absent(["pve-roz1", "pve-roz2"], "pve-roz2", minion_id="pve-roz2", federation=fed)
+    assert site_gone["cluster"] is False
+    assert (
+        site_gone["cluster_note"] == "the SDN and firewall of this PVE cluster are removed by its first node, pve-roz1"
+    )
+    first = evpn.absent(["pve-roz1", "pve-roz2"], "pve-roz1", minion_id="pve-roz1", federation=fed)
+    assert (first["cluster"], first["cluster_note"]) == (True, None)
+    assert first["sdn"] == {"controller": "evpnctl", "zone": "evpn"}
+    assert "evpn-sdn-*" in first["firewall"]["rules"] and "evpn-wg" in first["firewall"]["groups"]
+    assert evpn.absent([], None, minion_id="pve-roz1", federation=fed)["cluster"] is False  # not a PVE node
+
+
+def test_absent_works_without_any_site_and_refuses_a_node_still_in_the_pillar(federation):
+    everything_gone = {k: v for k, v in federation.items() if k != "sites"}
+    assert evpn.validate(federation=everything_gone)["errors"]
+    assert evpn.absent(["pve-wro1"], "pve-wro1", minion_id="pve-wro1", federation=everything_gone)["errors"] == []
+    still = evpn.absent(["pve-wro1"], "pve-wro1", minion_id="pve-wro1", federation=federation)
+    assert still["errors"] == [
+        "evpn:sites:wro:nodes:pve-wro1: pve-wro1 is still a node of the federation: remove it from the pillar "
+        "first (else the next converge brings it back and every peer keeps it)"
+    ]
+
+
+def test_absent_needs_the_keys_that_name_our_objects(federation):
+    fed = {"zone": {"id": "x"}, "wireguard": {"interface": 7}}
+    assert evpn.absent(["pve-krk1"], "pve-krk1", minion_id="pve-krk1", federation=fed)["errors"] == [
+        "evpn:controller: is required: it names what to remove",
+        "evpn:zone:id: 'x' is not valid (PVE zone ids are 2-8 characters, a letter first, then letters and digits)",
+        "evpn:wireguard:interface: must be a string, got 7",
+    ]
+
+
+def test_absent_refuses_while_a_pillar_file_did_not_render(federation):
+    """The node could be in the file Salt left out: nothing may be removed."""
+    everything_gone = {k: v for k, v in federation.items() if k != "sites"}
+    message = "Rendering SLS 'evpn.sites.krk' failed, render error: mapping values are not allowed here"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evpn, "__pillar__", {"evpn": everything_gone, "_errors": [message]}, raising=False)
+        assert evpn.absent(["pve-krk1"], "pve-krk1", minion_id="pve-krk1")["errors"] == [
+            f"pillar file evpn/sites/krk.sls (SLS evpn.sites.krk): {message}"
+        ]
