@@ -1,4 +1,5 @@
-# make test       lint, then every tier: unit, functional, integration (real Salt daemons), lab (end to end)
+# make test       lint, then every tier: unit, functional, integration (real Salt daemons), lab (end to end,
+#                 beside the others)
 # make test-fast  lint, unit and functional tiers only (no Salt daemons, no lab; about 3 minutes)
 # make lint       ruff check and ruff format --check (configuration in pyproject.toml)
 # make bench      the benchmarks (bench/), each printing its numbers
@@ -33,8 +34,16 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The lab tier mostly waits (handshakes, BGP, firewall rounds): it runs beside the other tiers,
+# its report printed after theirs.
+LAB_REPORT := /tmp/evpn-lab-tier.log
+
 test: packages venv lint
-	$(PYTEST)
+	@$(PYTEST) -m lab -p no:cacheprovider --basetemp=/tmp/evpn-lab-tier > $(LAB_REPORT) 2>&1 & lab=$$!; \
+	$(PYTEST) -m "not lab"; others=$$?; \
+	wait $$lab; labs=$$?; \
+	echo "=== lab tier (tests/lab, marker lab) ==="; cat $(LAB_REPORT); \
+	test $$others = 0 && test $$labs = 0
 
 test-fast: packages venv lint
 	$(PYTEST) -m "not integration and not lab"

@@ -31,9 +31,11 @@ def emulated_pve_minion(salt_master, clusters_root, site, minion_id):
 def emulated_pve_node(node, clusters_root, site, version="9.1"):
     """A lab node as a PVE node of its site's emulated cluster (``clusters_root/<site>``): the
     interfaces file a PVE node has, PVE's version file, the emulator as its pvesh. Returns (the
-    minion options, the environment) for ``salt_call_in``."""
+    minion options, the environment) for ``salt_call_in``. The node is a member of its cluster
+    from the start, as PVE lists its nodes."""
     node.run("sh", "-c", "cat > /etc/network/interfaces", input=INTERFACES)
     environ = emulated_pve_environ(clusters_root, site, node.name)
+    pathlib.Path(environ["PVESIM_ROOT"], "nodes", environ["PVESIM_NODE"]).mkdir(parents=True, exist_ok=True)
     options = {"pve_config_dir": environ["PVESIM_ROOT"], **emulated_pve_files(node.root, version, interfaces=False)}
     return options, environ
 
