@@ -12,7 +12,7 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "_modules"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "_modules"), str(REPO / "tests"), str(REPO / "lab")]
 
 import evpn  # noqa: E402
 from support.federation import generated_federation  # noqa: E402
