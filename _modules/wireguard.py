@@ -18,6 +18,7 @@ CLI Example:
     salt-call wireguard.show
 """
 
+import ipaddress
 import json
 import os
 import pathlib
@@ -79,6 +80,49 @@ def genkey(interface="wg0"):
         except OSError as err:
             raise CommandExecutionError(f"{path}: {err.strerror}") from None
     return public_key(interface)
+
+
+def rotate_key(interface="wg0"):
+    """
+    Replace the interface's private key with a new one made here: the key file first (the
+    mine's source, and what a later state run applies), then the live interface (every session
+    starts over with the new key), then the persisted configuration. Returns
+    ``{"public_key": new, "previous_public_key": old}``; no private key leaves the node. The
+    peers hold the old public key until they are updated (orch.rotate_key does it at once).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.rotate_key
+    """
+    previous = public_key(interface)
+    if previous is None:
+        raise CommandExecutionError(f"{_key_path(interface)} does not exist: wireguard.genkey makes the first key")
+    private = _run(["wg", "genkey"]).strip()
+    staged = _private_file(private + "\n")
+    try:
+        os.replace(staged, _key_path(interface))
+    except OSError as err:
+        os.unlink(staged)
+        raise CommandExecutionError(f"{_key_path(interface)}: {err.strerror}") from None
+    if show(interface) is not None:
+        _run(["wg", "set", interface, "private-key", str(_key_path(interface))])
+    sections = _sections(interface)
+    if sections:
+        utils = __utils__
+        _write_config(
+            interface,
+            utils["wgquick.render"](
+                [
+                    utils["wgquick.with_values"](section, {"PrivateKey": private})
+                    if section["name"] == "Interface"
+                    else section
+                    for section in sections
+                ]
+            ),
+        )
+    return {"public_key": public_key(interface), "previous_public_key": previous}
 
 
 def public_key(interface="wg0"):
@@ -454,6 +498,29 @@ def configured_peers(interface="wg0"):
             }
         )
     return peers
+
+
+def endpoint_names(interface="wg0"):
+    """
+    The DNS names among the configured endpoints of the persisted configuration's peers (IP
+    literals cannot move), sorted: what the endpoint beacon watches while the minion has no
+    pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call wireguard.endpoint_names
+    """
+    names = set()
+    for peer in configured_peers(interface):
+        if peer["endpoint_name"]:
+            host, _ = __utils__["endpoints.split"](peer["endpoint_name"])
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                names.add(host.rstrip(".").lower())
+    return sorted(names)
 
 
 def _persist_endpoints(interface, endpoints):
