@@ -14,7 +14,8 @@ Every ``interval`` seconds the beacon resolves every endpoint name of the federa
 
 A name's answer is the set of its addresses (``wireguard.addresses``, the resolution the
 WireGuard state and ``wireguard.refresh_endpoints`` use too), so a round-robin reply in another
-order is no change. Nothing fires on the first check (there is no earlier answer), on unchanged
+order is no change. Nothing is sent on a name's first answer (there is no earlier answer; the
+node re-points its own peers, which changes nothing where their addresses hold), on unchanged
 answers, or when a name does not resolve (a transient failure is not a change; the last good
 answer is kept). When re-pointing fails (a persisted configuration wg-quick would refuse, say),
 the beacon goes on and logs the problem once, not at every check. The
@@ -22,6 +23,13 @@ last answers are kept in the minion's cache folder, so a change that happens whi
 restarts or reloads its beacons (a pillar refresh does) is still seen. The
 beacon does nothing on a minion that is not a node of the federation, or before the node's
 WireGuard interface exists.
+
+A minion that boots while its master is away has no pillar. The evpn states write
+``minion.d/evpn-beacon.conf`` (the pillar's beacon settings, the interface, and
+``beacons_before_connect``), so that the beacon runs from boot, before and without a connection
+to the master; without a pillar it watches the names of the node's persisted WireGuard
+configuration (``wireguard.endpoint_names``), the peers it re-points. A name that does not
+resolve yet (DNS not up) is tried again at every check.
 
 Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
 
@@ -31,6 +39,7 @@ Configured through pillar (``beacons`` key, see ``pillar/evpn/init.sls``):
       evpn_endpoint:
         - interval: 5
         - enabled: False    # off (beacons.disable does not reach beacons from pillar)
+        - interface: wg0    # read only without a pillar (from the pillar: evpn:wireguard:interface)
 """
 
 import json
@@ -54,9 +63,9 @@ def __virtual__():
 def validate(config):
     if not isinstance(config, list):
         return False, "evpn_endpoint: the configuration must be a list"
-    unknown = set(salt.utils.beacons.list_to_dict(config)) - {"interval", "enabled"}
+    unknown = set(salt.utils.beacons.list_to_dict(config)) - {"interval", "enabled", "interface"}
     if unknown:
-        return False, f"evpn_endpoint: unknown settings {sorted(unknown)} (only interval and enabled)"
+        return False, f"evpn_endpoint: unknown settings {sorted(unknown)} (only interval, enabled and interface)"
     return True, "Valid beacon configuration"
 
 
@@ -67,7 +76,7 @@ def _resolve(names):
     return {name: __salt__["wireguard.addresses"](name) for name in names}
 
 
-_last_problem = {"refresh": None}  # what was logged last: a lasting problem is logged once
+_last_problem = {"refresh": None, "pillar": None}  # what was logged last: a lasting problem is logged once
 
 
 def _refreshed(interface, force):
@@ -104,27 +113,51 @@ def _keep_answers(answers):
     os.replace(f"{path}.tmp", path)
 
 
-def beacon(config):
-    salt = __salt__
+def _watched(config):
+    """(interface, this node's own endpoint name, the names to watch), from the pillar; without
+    a usable pillar (a minion that has not reached its master) from the persisted WireGuard
+    configuration, with no own name. None on a minion that is not a node."""
     try:
-        if __opts__["id"] not in salt["evpn.members"]():
-            return []
-        interface = salt["evpn.config"]()["wireguard"]["interface"]
-        own_name = salt["evpn.node"]()["endpoint_host"]
-        names = salt["evpn.endpoint_names"]()
+        if __opts__["id"] not in __salt__["evpn.members"]():
+            return None
+        watched = (
+            __salt__["evpn.config"]()["wireguard"]["interface"],
+            __salt__["evpn.node"]()["endpoint_host"],
+            __salt__["evpn.endpoint_names"](),
+        )
+        _last_problem["pillar"] = None
+        return watched
     except SaltInvocationError as err:
-        log.debug("evpn_endpoint: the evpn pillar is not usable: %s", err)
+        problem = f"evpn_endpoint: the evpn pillar is not usable ({err}): watching the persisted configuration"
+        log.log(logging.DEBUG if problem == _last_problem["pillar"] else logging.INFO, problem)
+        _last_problem["pillar"] = problem
+    interface = salt.utils.beacons.list_to_dict(config).get("interface", "wg0")
+    try:
+        return interface, None, __salt__["wireguard.endpoint_names"](interface)
+    except SaltException as err:
+        log.debug("evpn_endpoint: %s", err)
+        return None
+
+
+def beacon(config):
+    watched = _watched(config)
+    if watched is None:
         return []
-    if "wireguard.link" not in salt or salt["wireguard.link"](interface) is None:
+    interface, own_name, names = watched
+    if "wireguard.link" not in __salt__ or __salt__["wireguard.link"](interface) is None:
         return []
     last = _last_answers()
     answers = {name: addresses for name, addresses in _resolve(names).items() if addresses is not None}
     changed = sorted(name for name, addresses in answers.items() if name in last and last[name] != addresses)
-    if any(last.get(name) != addresses for name, addresses in answers.items()):
+    first = sorted(name for name in answers if name not in last)
+    if changed or first:
         _keep_answers({**last, **answers})
-    if not changed:
-        return []
-    log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))
-    _refreshed(interface, force=own_name in changed)
-    salt["event.send"](TAG, {"names": changed})
+    if first:
+        log.info("evpn_endpoint: %s answered for the first time", ", ".join(first))
+    if changed:
+        log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))
+    if changed or first:
+        _refreshed(interface, force=own_name in changed)
+    if changed:
+        __salt__["event.send"](TAG, {"names": changed})
     return []

@@ -9,7 +9,7 @@ import socket
 
 import pytest
 import salt.loader
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 CONFIG = [{"interval": 1}]
 OWN, PEER = "roz.example.net", "wro.example.net"
@@ -80,12 +80,20 @@ def beacon(loaders, functions, tmp_path):
     return _loader(loaders, functions, tmp_path)
 
 
-def _check(beacons):
-    assert beacons["evpn_endpoint.beacon"](CONFIG) == []
+def _check(beacons, config=CONFIG):
+    assert beacons["evpn_endpoint.beacon"](config) == []
 
 
-def test_fires_once_per_change_and_never_on_the_first_check(beacon, dns, calls):
-    _check(beacon)
+def _first_check(beacons, calls):
+    """The first check: every name answers for the first time, the node re-points its own
+    peers (which changes nothing where their addresses hold), nothing goes to the master."""
+    _check(beacons)
+    assert calls == [("refresh", "wg0", False)]
+    calls.clear()
+
+
+def test_fires_once_per_change_and_never_on_a_first_answer(beacon, dns, calls):
+    _first_check(beacon, calls)
     _check(beacon)
     assert calls == []
     dns[PEER] = "198.51.100.12"
@@ -95,7 +103,7 @@ def test_fires_once_per_change_and_never_on_the_first_check(beacon, dns, calls):
 
 
 def test_a_failed_resolution_is_not_a_change(beacon, dns, calls):
-    _check(beacon)
+    _first_check(beacon, calls)
     dns[PEER] = None
     _check(beacon)
     dns[PEER] = "203.0.113.12"
@@ -109,14 +117,14 @@ def test_a_failed_resolution_is_not_a_change(beacon, dns, calls):
 
 
 def test_its_own_name_moving_resets_every_peer(beacon, dns, calls):
-    _check(beacon)
+    _first_check(beacon, calls)
     dns[OWN] = "198.51.100.11"
     _check(beacon)
     assert calls == [("refresh", "wg0", True), ("event", "evpn/endpoint/changed", {"names": [OWN]})]
 
 
 def test_a_change_while_the_beacon_was_reloaded_is_seen(beacon, loaders, functions, dns, calls, tmp_path):
-    _check(beacon)
+    _first_check(beacon, calls)
     dns[PEER] = "198.51.100.12"
     _check(_loader(loaders, functions, tmp_path))
     assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
@@ -124,7 +132,7 @@ def test_a_change_while_the_beacon_was_reloaded_is_seen(beacon, loaders, functio
 
 def test_a_round_robin_answer_in_another_order_is_not_a_change(beacon, dns, calls):
     dns[PEER] = ["203.0.113.12", "198.51.100.12"]
-    _check(beacon)
+    _first_check(beacon, calls)
     dns[PEER] = ["198.51.100.12", "203.0.113.12"]
     _check(beacon)
     assert calls == []
@@ -136,8 +144,8 @@ def test_a_round_robin_answer_in_another_order_is_not_a_change(beacon, dns, call
 def test_a_failing_refresh_is_logged_once_and_the_beacon_goes_on(beacon, dns, calls, refresh_error, caplog):
     """A persisted configuration wg-quick would refuse makes every refresh fail: the beacon
     still tells the master, and says so in the log once, not at every change."""
+    _first_check(beacon, calls)
     refresh_error.append(CommandExecutionError("/etc/wireguard/wg0.conf: line 7: '[Peers]' is not a section"))
-    _check(beacon)
     with caplog.at_level(logging.DEBUG, logger="salt.loaded.ext.beacons.evpn_endpoint"):
         for address in ("198.51.100.12", "198.51.100.13", "198.51.100.14"):
             dns[PEER] = address
@@ -155,6 +163,51 @@ def test_a_failing_refresh_is_logged_once_and_the_beacon_goes_on(beacon, dns, ca
         assert warnings[1:] == ["evpn_endpoint: re-pointing the peers of wg0 works again"]
 
 
+def test_a_name_that_did_not_resolve_yet_is_tried_at_every_check(beacon, dns, calls):
+    """DNS not up yet at boot: the name is tried again at every check; its first answer
+    re-points this node's peers, and nothing goes to the master (no answer changed)."""
+    dns[PEER] = None
+    _first_check(beacon, calls)
+    _check(beacon)
+    assert calls == []
+    dns[PEER] = "198.51.100.12"
+    _check(beacon)
+    _check(beacon)
+    assert calls == [("refresh", "wg0", False)]
+
+
+@pytest.fixture
+def without_pillar(functions):
+    """A minion that booted while its master is away: no evpn pillar; the names of its
+    persisted WireGuard configuration (wireguard.endpoint_names of the interface asked)."""
+
+    def no_pillar(*args, **kwargs):
+        raise SaltInvocationError("the evpn pillar is invalid, nothing was changed: evpn: missing")
+
+    functions.update(
+        {
+            "evpn.members": no_pillar,
+            "wireguard.endpoint_names": lambda interface: [PEER] if interface == "wg0" else [],
+        }
+    )
+
+
+def test_without_a_pillar_it_watches_the_persisted_configuration(without_pillar, beacon, dns, calls):
+    _first_check(beacon, calls)
+    dns[OWN] = "198.51.100.11"  # not in the persisted configuration: not watched
+    _check(beacon)
+    assert calls == []
+    dns[PEER] = "198.51.100.12"
+    _check(beacon)
+    assert calls == [("refresh", "wg0", False), ("event", "evpn/endpoint/changed", {"names": [PEER]})]
+
+
+def test_without_a_pillar_the_interface_is_the_configured_one(without_pillar, beacon, dns, calls, interface):
+    interface["wg1"] = interface["wg0"]
+    _check(beacon, [{"interval": 1}, {"interface": "wg1"}])
+    assert calls == []  # wg1's persisted configuration has no names
+
+
 def test_idle_without_the_interface(beacon, interface, dns, calls):
     interface.clear()
     _check(beacon)
@@ -168,6 +221,7 @@ def test_idle_without_the_interface(beacon, interface, dns, calls):
     [
         ([{"interval": 5}], True),
         ([{"interval": 5}, {"enabled": False}], True),
+        ([{"interval": 5}, {"interface": "wg1"}], True),
         ([], True),
         ([{"names": ["x.example.net"]}], False),
         ({"interval": 5}, False),
