@@ -4,15 +4,15 @@
 # make lint       ruff check and ruff format --check (configuration in pyproject.toml)
 # make bench      the benchmarks (bench/), each printing its numbers
 # make lab        the local federation in network namespaces (root; PILLAR=dir TOPOLOGY=file for your own)
-# make lab-add SITE=krk | NODE=pve-roz3, make lab-move SITE=wro, make lab-status, make lab-shell NODE=<id>,
-# make lab-down
+# make lab-add SITE=krk | NODE=pve-roz3, make lab-move SITE=wro [MASTER=down], make lab-rotate NODE=<id>,
+# make lab-reboot NODE=<id> [MASTER=down] [DNS_AWAY=20], make lab-status, make lab-shell NODE=<id>, make lab-down
 # make packages   the Debian packages the lab and the tests need (root; installs only what is missing)
 
 PYTHON ?= python3
 VENV   ?= .venv
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: test test-fast lint bench packages venv lab lab-add lab-move lab-status lab-shell lab-down
+.PHONY: test test-fast lint bench packages venv lab lab-add lab-move lab-rotate lab-reboot lab-status lab-shell lab-down
 
 venv: $(VENV)/.installed
 
@@ -62,7 +62,13 @@ lab-add: venv
 	$(VENV)/bin/python lab/evpnlab.py add $(if $(SITE),--site $(SITE)) $(if $(NODE),--node $(NODE))
 
 lab-move: venv
-	$(VENV)/bin/python lab/evpnlab.py move $(SITE)
+	$(VENV)/bin/python lab/evpnlab.py move $(SITE) $(if $(filter down,$(MASTER)),--master-down)
+
+lab-rotate: venv
+	$(VENV)/bin/python lab/evpnlab.py rotate $(NODE)
+
+lab-reboot: venv
+	$(VENV)/bin/python lab/evpnlab.py reboot $(NODE) $(if $(filter down,$(MASTER)),--master-down) $(if $(DNS_AWAY),--dns-away $(DNS_AWAY))
 
 lab-status: venv
 	$(VENV)/bin/python lab/evpnlab.py status

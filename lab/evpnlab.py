@@ -3,7 +3,9 @@ The local federation in network namespaces: the make lab targets.
 
     python lab/evpnlab.py up [--pillar DIR] [--topology FILE]   # make lab [PILLAR=] [TOPOLOGY=]
     python lab/evpnlab.py add --node ID | --site SITE           # make lab-add NODE= / SITE=
-    python lab/evpnlab.py move SITE                             # make lab-move SITE=
+    python lab/evpnlab.py move SITE [--master-down]             # make lab-move SITE= [MASTER=down]
+    python lab/evpnlab.py rotate NODE                           # make lab-rotate NODE=
+    python lab/evpnlab.py reboot NODE [--master-down] [--dns-away S]  # make lab-reboot NODE= [MASTER=down] [DNS_AWAY=]
     python lab/evpnlab.py status                                # make lab-status
     python lab/evpnlab.py shell NAME                            # make lab-shell NODE=
     python lab/evpnlab.py down                                  # make lab-down
@@ -19,17 +21,21 @@ every namespace's name starts with ``evpnlab-`` (``EVPN_LAB_PREFIX``).
 """
 
 import argparse
+import json
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import topology
 from dataplane import bgp_established
 from federation_lab import Federation, lab_pillar
-from netns import Lab
+from netns import UPLINK, Lab
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STATE = pathlib.Path(os.environ.get("EVPN_LAB_STATE", "/tmp/evpn-lab"))  # short: Salt's sockets live here
@@ -229,15 +235,18 @@ def add(node_id, site):
     return prove(federation, converge=converged)
 
 
-def move(site):
+def move(site, master_down=False):
     federation = Federation.load(STATE)
     plan, lab = federation.plan, federation.lab
     if site not in plan.sites or not plan.sites[site].routers or not plan.sites[site].routers[0].dynamic:
         dynamic = [name for name, s in plan.sites.items() if s.routers and s.routers[0].dynamic]
         raise SystemExit(f"move: {site!r} has no dynamic WAN address in the topology (these do: {dynamic})")
     moved = [n for n in plan.nodes().values() if n.site == site and n.id in lab.nodes]
-    keys = {n.id: lab.nodes[n.id].run("wg", "show", "wg0", "public-key").stdout.strip() for n in moved}
+    keys = {n.id: public_key(lab.nodes[n.id]) for n in moved}
     peers = {n: lab.nodes[n] for n in federation.built_nodes() if plan.nodes()[n].site != site}
+    if master_down:
+        federation.stop_master()
+        step("salt-master stopped: each node's beacon re-points its own peers")
     old, new, names = federation.renumber(site)
     changed = time.monotonic()
     step(f"{site}: the ISP renumbered the WAN address {old} -> {new}; DNS {', '.join(names)} -> {new}")
@@ -259,7 +268,180 @@ def move(site):
     recovered = wait(lambda: all(guest_ping(lab, a, b) for a, b in pairs), 60, interval=0.2)
     outcome = "back" if recovered else "NOT back"
     step(f"traffic to {site}'s guests {outcome} {time.monotonic() - changed:.2f} s after the DNS change")
+    if master_down:
+        federation.start_master()
+        step("salt-master started again; every minion answers it")
     return 0 if recovered else 1
+
+
+def bgp_sessions(node):
+    """{peer: the time its session was established (epoch seconds)} of the node's Established
+    l2vpn evpn sessions."""
+    output = node.run("vtysh", "-c", "show bgp l2vpn evpn summary json", check=False).stdout
+    peers = json.loads(output or "{}").get("peers", {})
+    return {a: p["peerUptimeEstablishedEpoch"] for a, p in peers.items() if p.get("state") == "Established"}
+
+
+class Pings:
+    """A guest pinging another every 0.1 s while the block runs (a lab process, recorded);
+    ``sent``, ``lost`` and ``slowest`` (seconds) afterwards, from ping's summary."""
+
+    def __init__(self, lab, source, target):
+        self.lab, self.source, self.target = lab, source, target
+        self.log = lab.state / f"pings-{source.namespace}.log"
+        self.sent = self.lost = None
+
+    def __enter__(self):
+        self.log.unlink(missing_ok=True)
+        namespace = f"{self.lab.prefix}{self.source.namespace}"
+        argv = ["ping", "-q", "-i", "0.1", "-W", "1", "-w", "900", self.target.ip]
+        self.process = self.lab.spawn(namespace, *argv, label=f"{namespace}: pings {self.target.ip}", log_path=self.log)
+        return self
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=10)
+        text = self.log.read_text()
+        summary = re.search(r"(\d+) packets transmitted, (\d+) received", text)
+        self.sent, received = (int(n) for n in summary.groups())
+        self.lost = self.sent - received
+        rtt = re.search(r"rtt min/avg/max/mdev = [\d.]+/[\d.]+/([\d.]+)/", text)
+        self.slowest = float(rtt.group(1)) / 1000 if rtt else None
+
+    def __str__(self):
+        return (
+            f"{self.lost} of {self.sent} pings lost ({self.lost * 0.1:.1f} s) from {self.source.ip} to "
+            f"{self.target.ip}; the slowest answer took {self.slowest:.2f} s"
+            " (WireGuard holds back what waits for a handshake)"
+        )
+
+
+def rotate(node_id):
+    """orch.rotate_key for one node while a guest of another site pings one of the node's every
+    0.1 s; prints the seconds from the command to every peer's handshake with the new key, the
+    pings lost, the node's BGP sessions whose uptime started over."""
+    federation = Federation.load(STATE)
+    plan, lab = federation.plan, federation.lab
+    if node_id not in federation.built_nodes():
+        raise SystemExit(f"rotate: {node_id!r} is not a node of the lab ({', '.join(federation.built_nodes())})")
+    node = lab.nodes[node_id]
+    peers = [lab.nodes[n] for n in federation.built_nodes() if n != node_id]
+    guests = federation.running_guests()
+    target = next(g for g in guests if g.node == node_id)
+    source = next(g for g in guests if plan.nodes()[g.node].site != plan.nodes()[node_id].site)
+    old_key, sessions_before = public_key(node), bgp_sessions(node)
+    handshaked = {}
+
+    def watch():
+        while not handshaked:
+            key = public_key(node)
+            if key != old_key and all(handshake_with(peer, key) for peer in peers):
+                handshaked["seconds"] = time.monotonic() - started
+            time.sleep(0.05)
+
+    with Pings(lab, source, target) as pings:
+        step(f'salt-run state.orchestrate orch.rotate_key pillar=\'{{"nodes": ["{node_id}"]}}\'')
+        started = time.monotonic()
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        ret = federation.master.run(
+            "state.orchestrate", "orch.rotate_key", f"pillar={json.dumps({'nodes': [node_id]})}"
+        )
+        seconds = time.monotonic() - started
+        watcher.join(timeout=30)
+        time.sleep(1)  # a ping sent just before the end gets its answer
+    steps = next(iter(ret.get("data", {}).values()), {})
+    failed = (
+        [f"{s['__id__']}: {s['comment']}" for s in steps.values() if not s["result"]]
+        if isinstance(steps, dict)
+        else [str(steps)]
+    )
+    resets = sorted(peer for peer, epoch in bgp_sessions(node).items() if epoch > sessions_before.get(peer, 0) + 2)
+    resets += sorted(set(sessions_before) - set(bgp_sessions(node)))
+    result = {
+        "orchestration_s": round(seconds, 1),
+        "handshaked_s": round(handshaked["seconds"], 2) if handshaked else None,
+        "pings_sent": pings.sent,
+        "pings_lost": pings.lost,
+        "slowest_answer_s": pings.slowest,
+        "bgp_resets": resets,
+        "failed": failed,
+    }
+    report(
+        f"orchestration {seconds:.1f} s; every peer handshaked with the new key "
+        + (f"{handshaked['seconds']:.2f} s after the command" if handshaked else "NOT within 30 s of its end")
+    )
+    report(str(pings))
+    report(f"BGP sessions of {node_id} that started over: {', '.join(resets) or 'none'}")
+    for failure in failed:
+        report(f"FAIL {failure}")
+    print(f"result {json.dumps(result)}", flush=True)
+    return 0 if handshaked and not resets and not failed else 1
+
+
+def handshake_with(node, key):
+    """Whether ``node`` has a peer ``key`` with a handshake."""
+    for line in node.run("wg", "show", "wg0", "latest-handshakes").stdout.splitlines():
+        peer, _, when = line.partition("\t")
+        if peer == key:
+            return when.strip() not in ("", "0")
+    return False
+
+
+def public_key(node):
+    return node.run("wg", "show", "wg0", "public-key", check=False).stdout.strip()
+
+
+def reboot(node_id, master_down, dns_away):
+    """Power-cycle a node (lab/federation_lab.py: power_off, boot), with the salt-master stopped
+    first (``master_down``) and its DNS server unreachable for the first ``dns_away`` seconds of
+    its boot; prints the seconds from the boot's start to wg0 up, every peer's handshake, every
+    BGP session Established and its guests reaching a guest at every other site. The master is
+    started again afterwards."""
+    federation = Federation.load(STATE)
+    plan, lab = federation.plan, federation.lab
+    if node_id not in federation.built_nodes():
+        raise SystemExit(f"reboot: {node_id!r} is not a node of the lab ({', '.join(federation.built_nodes())})")
+    node = lab.nodes[node_id]
+    others = [n for n in federation.built_nodes() if n != node_id]
+    if master_down:
+        federation.stop_master()
+        step("salt-master stopped")
+    guests = federation.power_off(node_id)
+    step(f"{node_id}: powered off (programs and guests stopped, links but {UPLINK} gone, /run emptied)")
+    if dns_away:
+        node.run("ip", "route", "add", "blackhole", lab.dns_server)
+        threading.Timer(dns_away, lambda: node.run("ip", "route", "del", "blackhole", lab.dns_server)).start()
+    started = time.monotonic()
+    step(f"{node_id}: boot" + (f", DNS unreachable for {dns_away} s" if dns_away else ""))
+    wg_quick = federation.boot(node_id, guests)
+    report(f"wg-quick up wg0: {'ok' if wg_quick.returncode == 0 else wg_quick.stderr.strip()}")
+    times = {}
+    remote = [g for g in federation.running_guests() if plan.nodes()[g.node].site != plan.nodes()[node_id].site]
+    checks = {
+        "wg0 up": lambda: node.run("ip", "link", "show", "wg0", check=False).returncode == 0,
+        "every peer handshaked": lambda: all(handshake_with(node, public_key(lab.nodes[n])) for n in others),
+        "every BGP session Established": lambda: len(bgp_established(node)) == len(others),
+        "its guests reach every other site": lambda: all(guest_ping(lab, g, r) for g in guests for r in remote),
+    }
+    for name, check in checks.items():
+        if wait(check, 120 - (time.monotonic() - started), interval=0.2):
+            times[name] = time.monotonic() - started
+            report(f"{name}: {times[name]:.1f} s after the boot started")
+        else:
+            report(f"{name}: NOT within 120 s")
+            break
+    recovered = len(times) == len(checks)
+    if master_down:
+        step("salt-master started again")
+        federation.start_master()
+        step("every minion answers the master again")
+    result = {
+        "recovered_s": round(max(times.values()), 1) if recovered else None,
+        **{k: round(v, 1) for k, v in times.items()},
+    }
+    print(f"result {json.dumps(result)}", flush=True)
+    return 0 if recovered and wg_quick.returncode == 0 else 1
 
 
 def endpoints(node):
@@ -317,7 +499,17 @@ def main():
     which = add_parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--node")
     which.add_argument("--site")
-    commands.add_parser("move", help="the ISP renumbers a site's dynamic WAN address").add_argument("site")
+    move_parser = commands.add_parser("move", help="the ISP renumbers a site's dynamic WAN address")
+    move_parser.add_argument("site")
+    move_parser.add_argument("--master-down", action="store_true", help="with the salt-master stopped")
+    rotate_parser = commands.add_parser("rotate", help="a node's new WireGuard key (orch.rotate_key), measured")
+    rotate_parser.add_argument("node")
+    reboot_parser = commands.add_parser("reboot", help="power-cycle a node, measured")
+    reboot_parser.add_argument("node")
+    reboot_parser.add_argument("--master-down", action="store_true", help="with the salt-master stopped")
+    reboot_parser.add_argument(
+        "--dns-away", type=int, default=0, metavar="SECONDS", help="no DNS for the boot's first seconds"
+    )
     commands.add_parser("status", help="salt-run evpn.status")
     commands.add_parser("shell", help="a shell inside a node (or any lab namespace)").add_argument("name")
     commands.add_parser("down", help="tear everything down")
@@ -329,7 +521,11 @@ def main():
     if args.command == "add":
         return add(args.node, args.site)
     if args.command == "move":
-        return move(args.site)
+        return move(args.site, args.master_down)
+    if args.command == "rotate":
+        return rotate(args.node)
+    if args.command == "reboot":
+        return reboot(args.node, args.master_down, args.dns_away)
     if args.command == "shell":
         return shell(args.name)
     return {"down": down, "status": status}[args.command]()

@@ -164,7 +164,16 @@ class Federation:
             to_port = node.public_port if index + 1 < len(routers) else self.plan.wireguard_port
             self.lab.routers[router.namespace].forward(node.public_port, target, to_port)
         made.start_wireguard("wg0")
-        # Stand-ins for sshd, pveproxy and corosync: what the firewall lets through answers.
+        made.run("sh", "-c", "cat > /etc/network/interfaces", input=dataplane.INTERFACES)
+        self._start_services(node, made)
+        return made
+
+    def _start_services(self, node, made):
+        """What runs on a PVE node besides FRR and WireGuard: stand-ins for sshd, pveproxy and
+        corosync (what the firewall lets through answers), the salt-minion, whose pvesh is the
+        emulator and whose /etc/pve is its site's cluster folder (as on PVE, pve-manager tells
+        the version), and the firewall daemon (what pve-firewall or proxmox-firewall does: load
+        the compiled firewall on change)."""
         made.spawn(
             sys.executable,
             str(LAB / "answer.py"),
@@ -176,12 +185,11 @@ class Federation:
             ",".join(map(str, STAND_IN_UDP)),
             label="sshd, pveproxy and corosync stand-ins",
         )
-        # The emulated cluster's folder is this node's /etc/pve: pvesdn and pvefw read it. As on
-        # PVE, /etc/network/interfaces sources interfaces.d and pve-manager tells the version.
-        made.run("sh", "-c", "cat > /etc/network/interfaces", input=dataplane.INTERFACES)
-        options = {"pve_config_dir": str(self.clusters / node.site), **emulated_pve_files(made.root, site.pve, False)}
+        options = {
+            "pve_config_dir": str(self.clusters / node.site),
+            **emulated_pve_files(made.root, self.plan.sites[node.site].pve, False),
+        }
         start_minion(made, node.id, self.plan.internet["master"], self.state, self.environ(node), options)
-        # What pve-firewall or proxmox-firewall does on the node: load the compiled firewall on change.
         made.spawn(
             sys.executable,
             str(LAB / "firewalld.py"),
@@ -190,7 +198,6 @@ class Federation:
             label="firewall daemon",
             env=self.environ(node),
         )
-        return made
 
     def environ(self, node):
         return emulated_pve_environ(self.clusters, node.site, node.pve_node)
@@ -300,6 +307,54 @@ class Federation:
         members = list(self.plan.nodes(in_pillar=True))
         self.master.wait_for(members)
         self.master.salt("-L", ",".join(members), "saltutil.refresh_pillar", "wait=True")
+
+    # --- power and the master -----------------------------------------------------------------
+
+    def stop_master(self):
+        """The salt-master stopped (its recorded process)."""
+        self.lab.stop(["master: salt-master"])
+
+    def start_master(self):
+        """The salt-master started again; returns when every node's minion answers it."""
+        self.master.start()
+        self.master.wait_for(self.built_nodes())
+
+    def power_off(self, node_id):
+        """What a power cut leaves of a node: its programs and its guests stopped, every link
+        but its uplink gone, /run and /var/tmp empty, forwarding off and rp_filter at 2 (the
+        kernel's and PVE's values before our sysctl file is read). Its disks (/etc, the
+        cluster's /etc/pve) keep what they hold. Returns the guests that ran on it."""
+        made = self.lab.nodes[node_id]
+        guests = [g for g in self.running_guests() if g.node == node_id]
+        self.lab.stop([f"{node_id}: ", *(f"{self.lab.prefix}{g.namespace}: " for g in guests)])
+        self.lab.kill_rest(made.namespace)
+        made.flush_links()
+        made.run("sh", "-c", "rm -rf /run/* /var/tmp/* && mkdir -p /run/wireguard /run/salt /run/network")
+        made.run(
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=0",
+            "net.ipv4.conf.all.rp_filter=2",
+            "net.ipv4.conf.default.rp_filter=2",
+        )
+        return guests
+
+    def boot(self, node_id, guests):
+        """The node's boot, from what it persisted, in the order of its systemd units:
+        systemd-sysctl (the files of /etc/sysctl.d by name; only their net. keys, the rest is
+        the host's kernel), frr with PVE's frr.conf, networking (ifupdown2 with PVE's
+        interfaces.d/sdn), wg-quick@wg0 with the persisted configuration, pve-guests (the
+        ``guests`` power_off returned), then pve-firewall, sshd, pveproxy, corosync and the
+        salt-minion. Returns wg-quick's result."""
+        node, made = self.plan.nodes()[node_id], self.lab.nodes[node_id]
+        made.run("sh", "-c", "cat $(ls /etc/sysctl.d/*.conf | sort) | grep '^net\\.' | sysctl -q -p -")
+        dataplane.start_frr(made)
+        made.run("ifup", "-a", check=False)
+        wg_quick = made.wg_quick_up("wg0")
+        for guest in guests:
+            self.lab.start_vm(self.lab.prefix + guest.namespace)
+        self._start_services(node, made)
+        return wg_quick
 
     # --- moving -------------------------------------------------------------------------------
 

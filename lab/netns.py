@@ -37,6 +37,7 @@ INTERNET_ADDRESSES = ("203.0.113.1/24", "198.51.100.1/24")
 DNS_SERVER = "203.0.113.1"  # where nodes send DNS queries unless the lab says otherwise
 NODE_PRIVATE_DIRS = ("/etc/wireguard", "/etc/sysctl.d", "/etc/frr", "/etc/network")  # seeded from the host's
 UPLINK = "eth0"  # a node's or host's interface toward its router
+LAB_BIN = pathlib.Path(__file__).resolve().parent / "bin"
 NAT_TABLE = "evpnlab"
 
 
@@ -240,7 +241,20 @@ class Lab:
         """A "VM": a namespace whose eth0 (``address``, a CIDR) is a port of ``bridge`` in
         ``node``, with its default route through ``gateway``."""
         namespace = self._namespace(name, "vm", site=site, node=node.name)
-        port = f"vm{sum(1 for h in self.hosts.values() if h['role'] == 'vm')}"
+        self.hosts[namespace].update(
+            port=f"vm{sum(1 for h in self.hosts.values() if h['role'] == 'vm')}",
+            bridge=bridge,
+            guest={"address": address, "gateway": gateway, "mtu": mtu},
+        )
+        self.start_vm(namespace)
+        return namespace
+
+    def start_vm(self, namespace):
+        """The VM's eth0 plugged into its bridge (as PVE makes a VM's tap at its start), its
+        address and route, and its talk to its gateway."""
+        host = self.hosts[namespace]
+        node, guest, port = self.nodes[host["node"]], host["guest"], host["port"]
+        mtu = str(guest["mtu"])
         _run(
             "ip",
             "-n",
@@ -249,7 +263,7 @@ class Lab:
             "add",
             "eth0",
             "mtu",
-            str(mtu),
+            mtu,
             "type",
             "veth",
             "peer",
@@ -258,19 +272,43 @@ class Lab:
             "netns",
             node.namespace,
         )
-        self.hosts[namespace]["port"] = port
-        self.hosts[namespace]["bridge"] = bridge
-        _run("ip", "-n", node.namespace, "link", "set", port, "mtu", str(mtu), "master", bridge, "up")
-        _run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
-        self.hosts[namespace]["addresses"]["eth0"] = [address]
+        _run("ip", "-n", node.namespace, "link", "set", port, "mtu", mtu, "master", host["bridge"], "up")
+        _run("ip", "-n", namespace, "addr", "add", guest["address"], "dev", "eth0")
+        host["addresses"]["eth0"] = [guest["address"]]
         _run("ip", "-n", namespace, "link", "set", "eth0", "up")
-        _run("ip", "-n", namespace, "route", "add", "default", "via", gateway)
+        _run("ip", "-n", namespace, "route", "add", "default", "via", guest["gateway"])
         # A VM talks now and then: its node's answers keep the guest's neighbour entry, from which
         # FRR advertises the guest's MAC-IP route. A silent guest loses that entry to the kernel's
         # neighbour gc (one table for all namespaces, past gc_thresh1) and, with no subnet route
         # in the lab (no VRF), becomes unreachable from other sites.
-        self.spawn(namespace, "ping", "-q", "-i", "15", gateway, label=f"{name}: talks to its gateway")
-        return namespace
+        self.spawn(namespace, "ping", "-q", "-i", "15", guest["gateway"], label=f"{namespace}: talks to its gateway")
+
+    def kill_rest(self, namespace, timeout=5):
+        """SIGKILL to every process left inside one of our namespaces (ours too: a child of a
+        recorded one), until none is left, not even as a zombie still to be reaped (a new
+        salt-minion takes one for the old instance), or ``timeout`` seconds passed."""
+        deadline = time.monotonic() + timeout
+        killed = set()
+        while True:
+            pids = {int(pid) for pid in _run("ip", "netns", "pids", namespace, check=False).stdout.split()}
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
+                    os.kill(pid, signal.SIGKILL)
+            killed |= pids
+            if not any(pathlib.Path(f"/proc/{pid}").exists() for pid in killed) or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+    def stop(self, labels):
+        """Kill the recorded processes whose label starts with one of ``labels`` (SIGTERM, then
+        SIGKILL after 5 s); returns how many there were."""
+        ours = [
+            (pid, start)
+            for pid, start, label in self.processes
+            if label.startswith(tuple(labels)) and alive(pid, start)
+        ]
+        _kill(ours)
+        return len(ours)
 
     def save(self):
         """lab.json: what ``load`` needs to inspect or tear down the lab from another process."""
@@ -306,19 +344,9 @@ class Lab:
 
     def close(self):
         """Kill our processes (SIGTERM, then SIGKILL), unmount, delete our namespaces."""
-        ours = [(pid, start) for pid, start, _ in self.processes if alive(pid, start)]
-        for pid, _ in ours:
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(alive(pid, start) for pid, start in ours):
-            time.sleep(0.05)
-        for pid, start in ours:
-            if alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
-        for namespace in self.namespaces:  # a process left inside our namespaces is ours too
-            for pid in _run("ip", "netns", "pids", namespace, check=False).stdout.split():
-                with contextlib.suppress(ProcessLookupError):  # it may end on its own meanwhile
-                    os.kill(int(pid), signal.SIGKILL)
+        _kill([(pid, start) for pid, start, _ in self.processes if alive(pid, start)])
+        for namespace in self.namespaces:
+            self.kill_rest(namespace)
         for node in self.nodes.values():
             for path in (node.mount_ns, node.uts_ns):
                 _run("umount", str(path), check=False)
@@ -328,6 +356,18 @@ class Lab:
             _run("ip", "netns", "del", namespace, check=False)
         self.namespaces.clear()
         shutil.rmtree(self.state, ignore_errors=True)
+
+
+def _kill(processes):
+    """SIGTERM to each (pid, start time), SIGKILL to those alive 5 s later."""
+    for pid, _ in processes:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(alive(pid, start) for pid, start in processes):
+        time.sleep(0.05)
+    for pid, start in processes:
+        if alive(pid, start):
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_until(condition, failure, timeout=5.0, interval=0.05):
@@ -463,6 +503,26 @@ class Node:
         log.close()
         self.lab.record(process.pid, f"{self.name}: {label}")
         return process
+
+    def flush_links(self):
+        """Every link but the loopback and the uplink deleted, as a power cycle leaves a node:
+        WireGuard, the SDN's bridges and VXLAN devices, the guests' ports (and with them the
+        guests' eth0)."""
+        links = json.loads(_run("ip", "-n", self.namespace, "-j", "link", "show").stdout)
+        for link in links:
+            if link["ifname"] not in ("lo", UPLINK):
+                _run("ip", "-n", self.namespace, "link", "del", link["ifname"], check=False)
+
+    def wg_quick_up(self, interface="wg0"):
+        """``wg-quick up``, as wg-quick@<interface> does at boot, from the persisted
+        configuration; its wireguard-go (lab/bin/wireguard-go-background) recorded. Returns
+        wg-quick's result."""
+        env = {**os.environ, "WG_QUICK_USERSPACE_IMPLEMENTATION": str(LAB_BIN / "wireguard-go-background")}
+        result = self.run("wg-quick", "up", interface, check=False, env=env)
+        pid = self.run("cat", f"/run/wireguard/{interface}.pid", check=False).stdout.strip()
+        if pid:
+            self.lab.record(int(pid), f"{self.name}: wireguard-go {interface}")
+        return result
 
     def start_wireguard(self, interface="wg0"):
         """wireguard-go in the foreground (so its PID is known), once its UAPI socket exists.
