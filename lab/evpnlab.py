@@ -397,7 +397,7 @@ def reboot(node_id, master_down, dns_away):
     first (``master_down``) and its DNS server unreachable for the first ``dns_away`` seconds of
     its boot; prints the seconds from the boot's start to wg0 up, every peer's handshake, every
     BGP session Established and its guests reaching a guest at every other site. The master is
-    started again afterwards."""
+    started again afterwards, once DNS is back."""
     federation = Federation.load(STATE)
     plan, lab = federation.plan, federation.lab
     if node_id not in federation.built_nodes():
@@ -409,9 +409,10 @@ def reboot(node_id, master_down, dns_away):
         step("salt-master stopped")
     guests = federation.power_off(node_id)
     step(f"{node_id}: powered off (programs and guests stopped, links but {UPLINK} gone, /run emptied)")
+    dns_back = threading.Timer(dns_away, lambda: node.run("ip", "route", "del", "blackhole", lab.dns_server))
     if dns_away:
         node.run("ip", "route", "add", "blackhole", lab.dns_server)
-        threading.Timer(dns_away, lambda: node.run("ip", "route", "del", "blackhole", lab.dns_server)).start()
+        dns_back.start()
     started = time.monotonic()
     step(f"{node_id}: boot" + (f", DNS unreachable for {dns_away} s" if dns_away else ""))
     wg_quick = federation.boot(node_id, guests)
@@ -432,6 +433,9 @@ def reboot(node_id, master_down, dns_away):
             report(f"{name}: NOT within 120 s")
             break
     recovered = len(times) == len(checks)
+    if dns_away:
+        dns_back.join()
+        step(f"{node_id}: DNS reachable again")
     if master_down:
         step("salt-master started again")
         federation.start_master()

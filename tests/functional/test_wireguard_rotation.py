@@ -6,6 +6,7 @@ checkout), as in test_wireguard.py.
 
 import json
 import os
+import re
 
 import pytest
 
@@ -92,7 +93,9 @@ def test_without_a_key_there_is_nothing_to_rotate(lab, mesh):
     node_a = lab.nodes["a"]
     node_a.run("mv", "/etc/wireguard/wg0.key", "/etc/wireguard/wg0.key.kept")
     try:
-        with pytest.raises(AssertionError, match="/etc/wireguard/wg0.key does not exist: wireguard.genkey makes"):
+        with pytest.raises(
+            AssertionError, match=re.escape("/etc/wireguard/wg0.key does not exist: wireguard.genkey makes")
+        ):
             salt_call(node_a, "wireguard.rotate_key")  # nothing on stdout: the error on stderr
         assert node_a.run("wg", "show", "wg0", "public-key").stdout.strip() == mesh["a"]
     finally:
