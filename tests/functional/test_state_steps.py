@@ -44,7 +44,12 @@ class FakeWireGuard:
 
     def functions(self):
         def persist(name, port, peers, address, mtu, test=False):
-            wanted = (port, [(p["name"], p["public_key"], p["endpoint"]) for p in peers], address, mtu)
+            wanted = (
+                port,
+                [(p["name"], p["public_key"], p["endpoint_name"], p["endpoint"]) for p in peers],
+                address,
+                mtu,
+            )
             if test:
                 return self.call("persist(test)", wanted != self.persisted)
             self.call("persist")
@@ -56,7 +61,11 @@ class FakeWireGuard:
             self.live = {
                 "listen_port": port,
                 "peers": {
-                    p["public_key"]: {"allowed_ips": p["allowed_ips"], "keepalive": p["keepalive"], "endpoint": None}
+                    p["public_key"]: {
+                        "allowed_ips": p["allowed_ips"],
+                        "keepalive": p["keepalive"],
+                        "endpoint": p["endpoint"],
+                    }
                     for p in peers
                 },
             }
@@ -81,7 +90,10 @@ class FakeWireGuard:
             "wireguard.persist": persist,
             "wireguard.configured_peers": lambda name: self.call(
                 "configured_peers",
-                [{"name": n, "public_key": k} for n, k, _ in (self.persisted[1] if self.persisted else [])],
+                [
+                    {"name": n, "public_key": k, "endpoint_name": e, "endpoint": r}
+                    for n, k, e, r in (self.persisted[1] if self.persisted else [])
+                ],
             ),
         }
 
