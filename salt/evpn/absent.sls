@@ -1,6 +1,6 @@
 {#- Uninstall: what this project made on a node that is no longer a node of the federation
     (evpn.absent: found by the names it gives its objects). On the node: the WireGuard
-    interface, its key and persisted configuration, its start at boot, the sysctl file. When the
+    interface, its key and persisted configuration, its start at boot, our sysctl files. When the
     node's whole site left (no node of its PVE cluster is in the pillar any more), its first node
     also removes from the cluster our firewall rules, security groups and IP sets, our zone with
     every vnet and subnet in it, our controller, and applies. A guest on one of those vnets stops
@@ -116,11 +116,15 @@ evpn-absent-unpublish-key:
     - onchanges:
       - wireguard: evpn-absent-wireguard
 
-evpn-absent-sysctl:
-  file.absent:
-    - name: {{ host.sysctl_file }}
+{%- for sysctl_file in [host.sysctl_file] + host.former_sysctl_files %}
+
+evpn-absent-sysctl{{ "" if loop.first else "-former-" ~ sysctl_file }}:
+  sysctld.absent:
+    - name: {{ sysctl_file }}
+    - settings: {{ salt['evpn.sysctl_settings']() | json }}
 {%- if guard %}
     - require:
       - {{ guard }}
 {%- endif %}
+{%- endfor %}
 {%- endif %}

@@ -208,7 +208,7 @@ def test_sysctl_reports_the_values_set_before_a_failure(loaders, kernel, calls, 
     failing, functions = kernel
     failing.add("net.ipv4.conf.pub0.rp_filter")
     settings = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.pub0.rp_filter": 0}
-    path = tmp_path / "90-evpn.conf"
+    path = tmp_path / "zz-evpn.conf"
     predicted = _states(loaders, functions, True)["sysctld.managed"](str(path), settings)
     assert predicted["result"] is None and set(predicted["changes"]["live"]) == set(settings)
     assert calls == []
@@ -228,5 +228,6 @@ def test_sysctl_reports_the_values_set_before_a_failure(loaders, kernel, calls, 
         "file": "created",
     }
     assert path.read_text() == (
+        "# Written by Salt (sysctld.managed): edits here are overwritten.\n"
         "net.ipv4.conf.all.rp_filter = 0\nnet.ipv4.conf.pub0.rp_filter = 0\nnet.ipv4.ip_forward = 1\n"
     )
