@@ -10,22 +10,33 @@ and to every interface as it appears, and set live on every key the running kern
 matches (a key of its own in ``settings`` wins over it). The file is therefore the same whatever
 interfaces exist when the state runs.
 
+systemd-sysctl reads the files of /etc/sysctl.d, /run/sysctl.d and /usr/lib/sysctl.d in the order
+of their names, a later file winning: name the file so that it sorts after those whose keys it
+must override. The file starts with ``MARKER``; ``absent`` removes only such a file, or one that
+holds exactly what ``managed`` wrote before it marked its files.
+
 .. code-block:: yaml
 
-    /etc/sysctl.d/90-evpn.conf:
+    /etc/sysctl.d/zz-evpn.conf:
       sysctld.managed:
         - settings:
             net.ipv4.ip_forward: 1
             net.ipv4.conf.all.rp_filter: 0
             net.ipv4.conf.*.rp_filter: 0
+
+    /etc/sysctl.d/90-evpn.conf:
+      sysctld.absent:
+        - settings: {net.ipv4.ip_forward: 1, ...}
 """
 
 import fnmatch
+import os
 
 import salt.utils.atomicfile
 from salt.exceptions import SaltException
 
 __virtualname__ = "sysctld"
+MARKER = "# Written by Salt (sysctld.managed): edits here are overwritten.\n"
 
 
 def __virtual__():
@@ -34,8 +45,12 @@ def __virtual__():
     return (False, "sysctld: the sysctl execution module is not available")
 
 
-def _content(settings):
+def _lines(settings):
     return "".join(f"{key} = {settings[key]}\n" for key in sorted(settings))
+
+
+def _content(settings):
+    return MARKER + _lines(settings)
 
 
 def _read(name):
@@ -116,4 +131,37 @@ def managed(name, settings):
         ret.update(result=False, changes=done, comment=f"Setting the kernel parameters of {name} failed: {err}{made}")
         return ret
     ret["comment"] = f"Kernel parameters set and persisted in {name}"
+    return ret
+
+
+def absent(name, settings=None):
+    """
+    No file ``name`` of ours: it is removed when ``managed`` wrote it, that is when it starts
+    with ``MARKER`` or, written before ``managed`` marked its files, holds exactly ``settings``
+    as ``managed`` wrote them. A file of someone else by that name is left as it is, and the
+    comment says so. The live values stay as they are (the next boot applies what the other
+    files say).
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    try:
+        current = _read(name)
+    except OSError as err:
+        ret.update(result=False, comment=f"Nothing was changed: {name}: {err.strerror}")
+        return ret
+    if current is None:
+        ret["comment"] = f"{name} is absent"
+        return ret
+    if not (current.startswith(MARKER) or (settings is not None and current == _lines(settings))):
+        ret["comment"] = f"{name} was not written by sysctld.managed: left as it is"
+        return ret
+    ret["changes"] = {"file": "removed"}
+    if __opts__["test"]:
+        ret.update(result=None, comment=f"{name} would be removed")
+        return ret
+    try:
+        os.unlink(name)
+    except OSError as err:
+        ret.update(result=False, changes={}, comment=f"Removing {name} failed: {err.strerror}; nothing was changed")
+        return ret
+    ret["comment"] = f"{name} was removed"
     return ret

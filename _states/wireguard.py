@@ -9,7 +9,9 @@ change with one ``wg syncconf``, so established sessions are kept; a peer that i
 its public key is not in the mine yet or its endpoint name does not resolve: the interface never
 goes down for it, and the next run picks it up; a peer the mine has no key for while the
 persisted file has one keeps that key. An existing peer keeps the endpoint WireGuard has roamed
-to. No change or comment ever holds the private key.
+to while its configured endpoint is the one persisted and the roamed address is the one the name
+resolves to (behind a NAT router only the port differs); otherwise it is pointed at the resolved
+endpoint, reported under ``peers: endpoints``. No change or comment ever holds the private key.
 
 .. code-block:: yaml
 
@@ -44,17 +46,36 @@ def _without_wg(ret, what):
     return ret
 
 
-def _wanted_peers(peers, live_peers, persisted_keys):
+def _live_endpoint(roamed, resolved, configured_unchanged):
     """
-    (peers for the live interface, the same for the persisted file, skipped descriptions). A
+    The endpoint the live peer gets. WireGuard roams to where a peer's packets come from, which
+    behind a NAT router may be another port than the forwarded one (two nodes behind one router
+    cannot both keep their source port): that roamed endpoint stays while the configured
+    ``host:port`` is the persisted one and the name still answers the roamed address. A changed
+    configuration (a new name, port or address) or a new answer gets the resolved endpoint; a
+    name that does not resolve now leaves the roamed endpoint as it is.
+    """
+    if not roamed or not resolved:
+        return roamed or resolved
+    split = __utils__["endpoints.split"]
+    if configured_unchanged and split(roamed)[0] == split(resolved)[0]:
+        return roamed
+    return resolved
+
+
+def _wanted_peers(peers, live_peers, persisted):
+    """
+    (peers for the live interface, the same for the persisted file, skipped descriptions).
+    ``persisted`` is ``{name: peer}`` of the persisted file (``wireguard.configured_peers``). A
     peer whose key the mine does not give (yet, or any more: a mine that lost its data) keeps
-    the key persisted for its name, so a tunnel that is up stays up. Live, a configured peer
-    keeps the endpoint WireGuard roamed to; the file holds the endpoint resolved from the
-    pillar, so roaming alone changes nothing.
+    the key persisted for its name, so a tunnel that is up stays up. Live, a peer gets the
+    endpoint of ``_live_endpoint``; the file holds the endpoint resolved from the pillar, so
+    roaming alone changes nothing.
     """
-    live_config, persisted, skipped = [], [], []
+    live_config, persisted_config, skipped = [], [], []
     for peer in peers:
-        key = peer.get("public_key") or persisted_keys.get(peer["name"])
+        before = persisted.get(peer["name"]) or {}
+        key = peer.get("public_key") or before.get("public_key")
         if not key:
             skipped.append(f"{peer['name']} (no public key in the mine yet)")
             continue
@@ -71,9 +92,10 @@ def _wanted_peers(peers, live_peers, persisted_keys):
             "allowed_ips": sorted(peer["allowed_ips"]),
             "keepalive": peer.get("keepalive", 0),
         }
-        live_config.append({**common, "endpoint": roamed or resolved})
-        persisted.append({**common, "endpoint": resolved or roamed})
-    return live_config, persisted, skipped
+        unchanged = before.get("endpoint_name") == peer["endpoint"]
+        live_config.append({**common, "endpoint": _live_endpoint(roamed, resolved, unchanged)})
+        persisted_config.append({**common, "endpoint": resolved or roamed})
+    return live_config, persisted_config, skipped
 
 
 def _peer_changes(wanted, live_peers):
@@ -90,7 +112,12 @@ def _peer_changes(wanted, live_peers):
             or live_peers[p["public_key"]]["keepalive"] != p["keepalive"]
         )
     )
-    for key, value in (("added", added), ("removed", removed), ("changed", changed)):
+    endpoints = {
+        p["name"]: {"old": live_peers[p["public_key"]]["endpoint"], "new": p["endpoint"]}
+        for p in sorted(wanted, key=lambda p: p["name"])
+        if p["public_key"] in live_peers and live_peers[p["public_key"]]["endpoint"] != p["endpoint"]
+    }
+    for key, value in (("added", added), ("removed", removed), ("changed", changed), ("endpoints", endpoints)):
         if value:
             changes[key] = value
     return changes
@@ -112,8 +139,8 @@ def _plan(name, address, port, mtu, peers):
         changes["interface"] = "created"
     live = salt["wireguard.show"](name) if current is not None else None
     live_peers = live["peers"] if live else {}
-    persisted_keys = {p["name"]: p["public_key"] for p in salt["wireguard.configured_peers"](name) if p["name"]}
-    wanted, persisted, skipped = _wanted_peers(peers, live_peers, persisted_keys)
+    persisted_peers = {p["name"]: p for p in salt["wireguard.configured_peers"](name) if p["name"]}
+    wanted, persisted, skipped = _wanted_peers(peers, live_peers, persisted_peers)
 
     addresses = current["addresses"] if current else []
     if addresses != [address]:

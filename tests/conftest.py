@@ -27,7 +27,7 @@ def _host_snapshot():
     wireguard = pathlib.Path("/etc/wireguard")
     return {
         "/etc/wireguard": sorted(os.listdir(wireguard)) if wireguard.is_dir() else [],
-        "/etc/sysctl.d/90-evpn.conf": pathlib.Path("/etc/sysctl.d/90-evpn.conf").exists(),
+        "/etc/sysctl.d": sorted(os.listdir("/etc/sysctl.d")),
         "net.ipv4.ip_forward": pathlib.Path("/proc/sys/net/ipv4/ip_forward").read_text(),
         "links": sorted(os.listdir("/sys/class/net")),
     }

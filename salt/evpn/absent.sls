@@ -1,7 +1,7 @@
 {#- Uninstall: what this project made on a node that is no longer a node of the federation
     (evpn.absent: found by the names it gives its objects). On the node: the WireGuard
     interface, its key and persisted configuration, its start at boot, the endpoint beacon's
-    minion configuration, the sysctl file. When the
+    minion configuration, our sysctl files. When the
     node's whole site left (no node of its PVE cluster is in the pillar any more), its first node
     also removes from the cluster our firewall rules, security groups and IP sets, our zone with
     every vnet and subnet in it, our controller, and applies. A guest on one of those vnets stops
@@ -120,12 +120,19 @@ evpn-absent-unpublish-key:
 evpn-absent-endpoint-beacon-at-boot:
   file.absent:
     - name: {{ salt['file.join'](salt['file.dirname'](opts.conf_file), host.minion_beacon_file) }}
-
-evpn-absent-sysctl:
-  file.absent:
-    - name: {{ host.sysctl_file }}
 {%- if guard %}
     - require:
       - {{ guard }}
 {%- endif %}
+{%- for sysctl_file in [host.sysctl_file] + host.former_sysctl_files %}
+
+evpn-absent-sysctl{{ "" if loop.first else "-former-" ~ sysctl_file }}:
+  sysctld.absent:
+    - name: {{ sysctl_file }}
+    - settings: {{ salt['evpn.sysctl_settings']() | json }}
+{%- if guard %}
+    - require:
+      - {{ guard }}
+{%- endif %}
+{%- endfor %}
 {%- endif %}

@@ -32,6 +32,8 @@ KRK = {
         }
     }
 }
+SYSCTL = "/etc/sysctl.d/zz-evpn.conf"
+FORMER_SYSCTL = "/etc/sysctl.d/90-evpn.conf"  # where earlier releases kept it
 # The user's own objects in the krk cluster, which uninstalling must leave as they are.
 USER_RULE = "IN ACCEPT -source 198.51.100.7 -p tcp -dport 22 # my own ssh"
 
@@ -102,7 +104,7 @@ def firewall_file(cluster):
 def node_files(node):
     return (
         node.run("ls", "-A", "/etc/wireguard", check=False).stdout,
-        node.run("test", "-e", "/etc/sysctl.d/90-evpn.conf", check=False).returncode,
+        [path for path in (SYSCTL, FORMER_SYSCTL) if node.run("test", "-e", path, check=False).returncode == 0],
         node.run("ip", "link", "show", "wg0", check=False).returncode,
     )
 
@@ -111,9 +113,18 @@ def changes(result):
     return {s["__id__"]: s["changes"] for s in result.values() if s["changes"]}
 
 
+def write_former_sysctl(node, call):
+    """The sysctl file as the earlier release wrote it: its settings, no marker."""
+    settings = call("evpn.sysctl_settings")[0]
+    text = "".join(f"{key} = {settings[key]}\n" for key in sorted(settings))
+    node.run("sh", "-c", f"cat > {FORMER_SYSCTL}", input=text)
+
+
 def test_test_mode_lists_what_goes_the_run_takes_exactly_that_then_nothing(removed):
     node, call, cluster, _ = removed
+    write_former_sysctl(node, call)
     before = (firewall_file(cluster), sdn_objects(cluster), node_files(node))
+    assert node_files(node)[1] == [SYSCTL, FORMER_SYSCTL]
     predicted, _ = call("state.apply", "evpn.absent", "test=True")
     assert pvesh_writes(cluster / "pvesh.log") == []
     assert (firewall_file(cluster), sdn_objects(cluster), node_files(node)) == before
@@ -122,6 +133,8 @@ def test_test_mode_lists_what_goes_the_run_takes_exactly_that_then_nothing(remov
         "files": ["/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key"],
     }
     assert changes(predicted)["evpn-absent-zone-evpn-emptied"] == {"deleted": ["subnet evpn-10.3.1.0-24", "vnet krk1"]}
+    assert changes(predicted)["evpn-absent-sysctl"] == {"file": "removed"}
+    assert changes(predicted)[f"evpn-absent-sysctl-former-{FORMER_SYSCTL}"] == {"file": "removed"}
 
     (unpublish,) = [s for s in predicted.values() if s["__id__"] == "evpn-absent-unpublish-key"]
     assert unpublish["result"] is None, unpublish  # module.run shows no changes in test mode
@@ -130,7 +143,7 @@ def test_test_mode_lists_what_goes_the_run_takes_exactly_that_then_nothing(remov
     assert all(s["result"] for s in done.values()), done
     assert changes(done) == {**changes(predicted), "evpn-absent-unpublish-key": {"mine.update": True}}
     assert "PrivateKey" not in stdout
-    assert node_files(node) == ("", 1, 1)
+    assert node_files(node) == ("", [], 1)
     objects = sdn_objects(cluster)
     assert {c: sorted(o) for c, o in objects.items()} == {
         "controllers": [],
@@ -196,6 +209,30 @@ def test_a_node_whose_cluster_stays_in_the_federation_leaves_the_cluster_alone(r
         )
         assert (firewall_file(cluster), sdn_objects(cluster)) == before
         assert pvesh_writes(cluster / "pvesh.log") == []
-        assert node_files(node) == ("", 1, 1)
+        assert node_files(node) == ("", [], 1)
     finally:
         (cluster / "nodes" / "pve-roz1").rmdir()
+
+
+def test_the_sysctl_sls_removes_the_former_file_of_ours_once_ours_is_written(krk):
+    """A node converged by an earlier release has 90-evpn.conf, which sorts before PVE's
+    pve-firewall.conf: evpn.sysctl writes zz-evpn.conf and then removes the former file; test
+    mode predicts both and writes nothing."""
+    node, call, _, site_file = krk
+    site_file.write_text(yaml.safe_dump(KRK))
+    try:
+        node.run("rm", "-f", SYSCTL)
+        write_former_sysctl(node, call)
+        former = f"evpn-sysctl-former-{FORMER_SYSCTL}"
+        predicted, _ = call("state.apply", "evpn.sysctl", "test=True")
+        assert changes(predicted)["evpn-sysctl"]["file"] == "created"
+        assert changes(predicted)[former] == {"file": "removed"}
+        assert node_files(node)[1] == [FORMER_SYSCTL]
+        done, _ = call("state.apply", "evpn.sysctl")
+        assert all(s["result"] for s in done.values()), done
+        assert changes(done) == changes(predicted)
+        assert node_files(node)[1] == [SYSCTL]
+        again, _ = call("state.apply", "evpn.sysctl")
+        assert changes(again) == {}
+    finally:
+        site_file.unlink()

@@ -44,7 +44,12 @@ class FakeWireGuard:
 
     def functions(self):
         def persist(name, port, peers, address, mtu, test=False):
-            wanted = (port, [(p["name"], p["public_key"], p["endpoint"]) for p in peers], address, mtu)
+            wanted = (
+                port,
+                [(p["name"], p["public_key"], p["endpoint_name"], p["endpoint"]) for p in peers],
+                address,
+                mtu,
+            )
             if test:
                 return self.call("persist(test)", wanted != self.persisted)
             self.call("persist")
@@ -56,7 +61,11 @@ class FakeWireGuard:
             self.live = {
                 "listen_port": port,
                 "peers": {
-                    p["public_key"]: {"allowed_ips": p["allowed_ips"], "keepalive": p["keepalive"], "endpoint": None}
+                    p["public_key"]: {
+                        "allowed_ips": p["allowed_ips"],
+                        "keepalive": p["keepalive"],
+                        "endpoint": p["endpoint"],
+                    }
                     for p in peers
                 },
             }
@@ -81,7 +90,10 @@ class FakeWireGuard:
             "wireguard.persist": persist,
             "wireguard.configured_peers": lambda name: self.call(
                 "configured_peers",
-                [{"name": n, "public_key": k} for n, k, _ in (self.persisted[1] if self.persisted else [])],
+                [
+                    {"name": n, "public_key": k, "endpoint_name": e, "endpoint": r}
+                    for n, k, e, r in (self.persisted[1] if self.persisted else [])
+                ],
             ),
         }
 
@@ -196,7 +208,7 @@ def test_sysctl_reports_the_values_set_before_a_failure(loaders, kernel, calls, 
     failing, functions = kernel
     failing.add("net.ipv4.conf.pub0.rp_filter")
     settings = {"net.ipv4.ip_forward": 1, "net.ipv4.conf.all.rp_filter": 0, "net.ipv4.conf.pub0.rp_filter": 0}
-    path = tmp_path / "90-evpn.conf"
+    path = tmp_path / "zz-evpn.conf"
     predicted = _states(loaders, functions, True)["sysctld.managed"](str(path), settings)
     assert predicted["result"] is None and set(predicted["changes"]["live"]) == set(settings)
     assert calls == []
@@ -216,5 +228,6 @@ def test_sysctl_reports_the_values_set_before_a_failure(loaders, kernel, calls, 
         "file": "created",
     }
     assert path.read_text() == (
+        "# Written by Salt (sysctld.managed): edits here are overwritten.\n"
         "net.ipv4.conf.all.rp_filter = 0\nnet.ipv4.conf.pub0.rp_filter = 0\nnet.ipv4.ip_forward = 1\n"
     )

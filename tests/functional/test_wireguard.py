@@ -6,13 +6,14 @@ module; every test first brings the nodes it uses to the state it starts from, s
 alone and in any order.
 """
 
+import contextlib
 import functools
 import json
 import os
 
 import pytest
 
-from netns import Lab
+from netns import Lab, internet_gateway
 from support.federation import PILLAR
 from support.pve import emulated_pve_node
 from support.saltconfig import salt_call_in as salt_call
@@ -37,9 +38,9 @@ def lab(tmp_path_factory):
         yield made
 
 
-def peers_of(keys, names, unresolvable=(), hosts=None):
-    """Peer dicts for interface_present; ``hosts`` gives peers an endpoint name instead of
-    their public address."""
+def peers_of(keys, names, unresolvable=(), endpoints=None):
+    """Peer dicts for interface_present; ``endpoints`` gives peers another endpoint
+    (``host:port``) than their public address and port 51820."""
     peers = []
     for peer in names:
         public, address = NODES[peer]
@@ -48,7 +49,7 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
                 "name": peer,
                 "public_key": keys[peer],
                 "allowed_ips": [f"{address}/32"],
-                "endpoint": f"{(hosts or {}).get(peer, public)}:51820",
+                "endpoint": (endpoints or {}).get(peer, f"{public}:51820"),
                 "keepalive": 25,
             }
         )
@@ -65,7 +66,7 @@ def peers_of(keys, names, unresolvable=(), hosts=None):
     return peers
 
 
-def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
+def converge(node, keys, names, test=False, unresolvable=(), endpoints=None):
     """interface_present on ``node`` with ``names`` as peers; a peer whose key is None in
     ``keys`` comes without one (not in the mine)."""
     address = NODES[node.name][1]
@@ -76,7 +77,7 @@ def converge(node, keys, names, test=False, unresolvable=(), hosts=None):
         f"address={address}/32",
         "port=51820",
         "mtu=1420",
-        f"peers={json.dumps(peers_of(keys, names, unresolvable, hosts))}",
+        f"peers={json.dumps(peers_of(keys, names, unresolvable, endpoints))}",
     ]
     result, stdout = salt_call(node, *args, *(["test=True"] if test else []))
     (state,) = result.values()
@@ -235,10 +236,10 @@ def _endpoint(node, key):
     return salt_call(node, "wireguard.show")[0]["peers"][key]["endpoint"]
 
 
-def _point_name(node, address):
-    """D_NAME resolves to ``address`` on ``node`` (None: it does not resolve)."""
-    lines = [line for line in node.hosts_file.read_text().splitlines() if not line.endswith(f" {D_NAME}")]
-    node.hosts_file.write_text("\n".join(lines + ([f"{address} {D_NAME}"] if address else [])) + "\n")
+def _point_name(node, address, name=D_NAME):
+    """``name`` resolves to ``address`` on ``node`` (None: it does not resolve)."""
+    lines = [line for line in node.hosts_file.read_text().splitlines() if not line.endswith(f" {name}")]
+    node.hosts_file.write_text("\n".join(lines + ([f"{address} {name}"] if address else [])) + "\n")
 
 
 @pytest.fixture
@@ -249,8 +250,8 @@ def a_and_d_by_name(lab, keys):
         fresh(node)
     node_d.move(NODES["d"][0], "203.0.113.1")
     _point_name(node_a, NODES["d"][0])
-    for node, peer, hosts in ((node_a, "d", {"d": D_NAME}), (node_d, "a", None)):
-        state, _ = converge(node, keys, [peer], hosts=hosts)
+    for node, peer, endpoints in ((node_a, "d", {"d": f"{D_NAME}:51820"}), (node_d, "a", None)):
+        state, _ = converge(node, keys, [peer], endpoints=endpoints)
         assert state["result"] is True, state
     assert _ping(node_a, "d")
     assert f"# d at {D_NAME}:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
@@ -278,7 +279,7 @@ def test_refresh_endpoints_follows_a_moved_peer(a_and_d_by_name, keys):
     assert "Endpoint = 198.51.100.24:51820" in node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
     assert _ping(node_a, "d") and _ping(node_d, "a")
     assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": []}
-    state, _ = converge(node_a, keys, ["d"], hosts={"d": D_NAME})
+    state, _ = converge(node_a, keys, ["d"], endpoints={"d": f"{D_NAME}:51820"})
     assert state["changes"] == {}, "the state and the refresh disagree on the persisted file"
 
 
@@ -304,6 +305,119 @@ def test_refresh_endpoints_leaves_a_peer_whose_name_fails(a_and_d_by_name, keys)
     assert salt_call(node_a, "wireguard.refresh_endpoints")[0] == {"changed": {}, "unresolved": ["d"]}
     assert _endpoint(node_a, keys["d"]) == "203.0.113.24:51820"
     assert _ping(node_a, "d")
+
+
+@contextlib.contextmanager
+def _nothing_from(node, addresses):
+    """Nothing of ``addresses`` reaches ``node`` meanwhile: WireGuard cannot roam an endpoint by
+    itself, so what the live peer holds is what the state set."""
+    rule = ["INPUT", "-s", ",".join(addresses), "-p", "udp", "-j", "DROP"]
+    node.run("iptables", "-I", *rule)
+    try:
+        yield
+    finally:
+        node.run("iptables", "-D", *rule)
+
+
+@contextlib.contextmanager
+def _forwarded(node, port):
+    """UDP ``port`` of the node's public address goes to its WireGuard port 51820, as a router's
+    port forward does (None: no forward)."""
+    rule = ["PREROUTING", "-p", "udp", "--dport", str(port), "-j", "REDIRECT", "--to-ports", "51820"]
+    if port:
+        node.run("iptables", "-t", "nat", "-A", *rule)
+    try:
+        yield
+    finally:
+        if port:
+            node.run("iptables", "-t", "nat", "-D", *rule)
+
+
+D_MOVED = "198.51.100.24"  # d's public address after it moved
+
+
+def test_the_state_leaves_a_peer_roamed_to_another_port_of_its_address(a_and_d_by_name, keys):
+    """The endpoint configured is the one persisted and its name still answers the roamed
+    address: the roamed port (a NAT router's mapping) stays, and the run reports no change."""
+    node_a, _ = a_and_d_by_name
+    with _nothing_from(node_a, [NODES["d"][0]]):
+        node_a.run("wg", "set", "wg0", "peer", keys["d"], "endpoint", "203.0.113.24:40123")
+        for test in (True, False):
+            state, _ = converge(node_a, keys, ["d"], test=test, endpoints={"d": f"{D_NAME}:51820"})
+            assert (state["result"], state["changes"]) == (True, {}), state
+        assert _endpoint(node_a, keys["d"]) == "203.0.113.24:40123"
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        # (d's endpoint in the pillar, d's public address, the port its router forwards, a's
+        # live endpoint roamed to a NAT mapping of that address or None)
+        pytest.param(
+            (f"{D_NAME}:51820", NODES["d"][0], None, None),
+            (f"{D_NAME}:51821", NODES["d"][0], 51821),
+            id="a-new-forwarded-port",
+        ),
+        pytest.param(
+            (f"{D_NAME}:51820", NODES["d"][0], None, None),
+            (f"d2.{D_NAME}:51820", D_MOVED, None),
+            id="a-new-name-elsewhere",
+        ),
+        pytest.param(
+            (f"nat.{D_NAME}:51830", NODES["d"][0], 51830, 40123),
+            (f"{D_NAME}:51820", D_MOVED, None),
+            id="from-nat-to-a-public-address",
+        ),
+    ],
+)
+def test_an_endpoint_changed_in_the_pillar_is_followed_in_one_run(lab, keys, before, after):
+    """A site's endpoint changes in the pillar (a new forwarded port, a new DDNS name answering
+    another address, a site whose node was behind a NAT router with a forwarded port, and
+    roamed to the router's mapping, now on a public address of its own): one run points the
+    live peer at the new endpoint and persists it; test mode predicts exactly that and changes
+    nothing; a second run changes nothing. Nothing reaches a from d meanwhile, so WireGuard
+    cannot re-point the peer by itself."""
+    node_a, node_d = lab.nodes["a"], lab.nodes["d"]
+    (old_endpoint, old_address, old_forward, roamed_port), (new_endpoint, new_address, new_forward) = before, after
+    names = {endpoint.rpartition(":")[0] for endpoint in (old_endpoint, new_endpoint)}
+    for node in (node_a, node_d):
+        fresh(node)
+    node_d.move(old_address, internet_gateway(old_address))
+    _point_name(node_a, old_address, old_endpoint.rpartition(":")[0])
+    with _forwarded(node_d, old_forward):
+        for node, peer, endpoints in ((node_a, "d", {"d": old_endpoint}), (node_d, "a", None)):
+            state, _ = converge(node, keys, [peer], endpoints=endpoints)
+            assert state["result"] is True, state
+        assert _ping(node_a, "d")
+    try:
+        with _nothing_from(node_a, [old_address, new_address]), _forwarded(node_d, new_forward):
+            if roamed_port:
+                node_a.run("wg", "set", "wg0", "peer", keys["d"], "endpoint", f"{old_address}:{roamed_port}")
+            live_before = _endpoint(node_a, keys["d"])
+            node_d.move(new_address, internet_gateway(new_address))
+            _point_name(node_a, new_address, new_endpoint.rpartition(":")[0])
+            new_live = f"{new_address}:{new_endpoint.rpartition(':')[2]}"
+            expected = {"peers": {"endpoints": {"d": {"old": live_before, "new": new_live}}}, "config_file": "updated"}
+            conf_before = node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+
+            predicted, _ = converge(node_a, keys, ["d"], test=True, endpoints={"d": new_endpoint})
+            assert (predicted["result"], predicted["changes"]) == (None, expected), predicted
+            assert _endpoint(node_a, keys["d"]) == live_before, "test mode re-pointed the peer"
+            assert node_a.run("cat", "/etc/wireguard/wg0.conf").stdout == conf_before
+
+            done, _ = converge(node_a, keys, ["d"], endpoints={"d": new_endpoint})
+            assert (done["result"], done["changes"]) == (True, expected), done
+            assert _endpoint(node_a, keys["d"]) == new_live
+            conf = node_a.run("cat", "/etc/wireguard/wg0.conf").stdout
+            assert f"# d at {new_endpoint}" in conf and f"Endpoint = {new_live}" in conf
+
+            again, _ = converge(node_a, keys, ["d"], endpoints={"d": new_endpoint})
+            assert (again["result"], again["changes"]) == (True, {}), again
+        with _forwarded(node_d, new_forward):
+            assert _ping(node_a, "d") and _ping(node_d, "a")
+    finally:
+        for name in names:
+            _point_name(node_a, None, name)
 
 
 def test_the_sls_configures_the_node_and_waits_for_peer_keys(tmp_path):

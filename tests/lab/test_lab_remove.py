@@ -119,7 +119,7 @@ def clean(node):
             ("wg0", ["ip", "link", "show", "wg0"]),
             ("/etc/wireguard/wg0.conf", ["test", "-e", "/etc/wireguard/wg0.conf"]),
             ("/etc/wireguard/wg0.key", ["test", "-e", "/etc/wireguard/wg0.key"]),
-            ("/etc/sysctl.d/90-evpn.conf", ["test", "-e", "/etc/sysctl.d/90-evpn.conf"]),
+            ("/etc/sysctl.d/zz-evpn.conf", ["test", "-e", "/etc/sysctl.d/zz-evpn.conf"]),
         )
         if node.run(*argv, check=False).returncode == 0
     ]
@@ -178,7 +178,7 @@ def test_remove_a_node_then_a_site(lab):
     assert steps["evpn-removed"]["result"] is False
     assert "vnet krk1: 110 (krk-vm) on pve-krk1" in json.dumps(steps["evpn-removed"]["changes"])
     assert {p: p.read_text() for p in before} == before
-    assert clean(krk1) == ["wg0", "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/90-evpn.conf"]
+    assert clean(krk1) == ["wg0", "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/zz-evpn.conf"]
     assert guests_reach_each_other(lab) == set(), "the federation has dropped krk all the same"
 
     vm.unlink()  # the VM moved away

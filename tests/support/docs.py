@@ -146,6 +146,7 @@ RUN_ELSEWHERE = {
     "cd /srv/evpn && make venv": ("Makefile", "test: packages venv lint"),
     "make bench": ("Makefile", "bench: packages venv"),
     "wg show wg0": ("tests/lab/test_lab.py", '"wg", "show", "wg0"'),
+    "salt '*' wireguard.show": ("tests/functional/test_wireguard.py", 'salt_call(node, "wireguard.show")'),
     "vtysh -c 'show bgp l2vpn evpn summary'": ("tests/support/labrun.py", '"show bgp l2vpn evpn summary json"'),
     "ping -M do -s 1342 10.2.1.10": ("tests/lab/test_lab.py", '"-M", "do", "-s", "1342"'),
 }
