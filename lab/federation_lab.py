@@ -33,6 +33,9 @@ LAB = pathlib.Path(__file__).resolve().parent
 BEACON_INTERVAL = 1  # seconds, in the lab's pillar copy (5 in the checkout's)
 STAND_IN_TCP = (22, 8006)  # sshd, pveproxy
 STAND_IN_UDP = (5405,)  # corosync
+# What PVE installs in /usr/lib/sysctl.d: pve-firewall.conf (proxmox/pve-firewall, src/pve-firewall-sysctl.conf
+# at 0b14268; GPL-3.0, one line of settings).
+PVE_SYSCTL_FILES = {"pve-firewall.conf": "# Enables source route verification\nnet.ipv4.conf.all.rp_filter = 2\n"}
 
 
 def lab_pillar(source, destination, extra=None):
@@ -341,13 +344,17 @@ class Federation:
 
     def boot(self, node_id, guests):
         """The node's boot, from what it persisted, in the order of its systemd units:
-        systemd-sysctl (the files of /etc/sysctl.d by name; only their net. keys, the rest is
-        the host's kernel), frr with PVE's frr.conf, networking (ifupdown2 with PVE's
-        interfaces.d/sdn), wg-quick@wg0 with the persisted configuration, pve-guests (the
-        ``guests`` power_off returned), then pve-firewall, sshd, pveproxy, corosync and the
-        salt-minion. Returns wg-quick's result."""
+        systemd-sysctl (the files of /etc/sysctl.d and PVE's of /usr/lib/sysctl.d, in the
+        order of their names; only their net. keys, the rest is the host's kernel), frr with
+        PVE's frr.conf, networking (ifupdown2 with PVE's interfaces.d/sdn), wg-quick@wg0 with
+        the persisted configuration, pve-guests (the ``guests`` power_off returned), then
+        pve-firewall, sshd, pveproxy, corosync and the salt-minion. Returns wg-quick's result."""
         node, made = self.plan.nodes()[node_id], self.lab.nodes[node_id]
-        made.run("sh", "-c", "cat $(ls /etc/sysctl.d/*.conf | sort) | grep '^net\\.' | sysctl -q -p -")
+        names = made.run("sh", "-c", "ls /etc/sysctl.d/*.conf", check=False).stdout.split()
+        sysctl_files = {path.split("/")[-1]: made.run("cat", path, check=False).stdout for path in names}
+        sysctl_files.update(PVE_SYSCTL_FILES)
+        lines = [line for name in sorted(sysctl_files) for line in sysctl_files[name].splitlines()]
+        made.run("sysctl", "-q", "-p", "-", input="".join(f"{line}\n" for line in lines if line.startswith("net.")))
         dataplane.start_frr(made)
         made.run("ifup", "-a", check=False)
         wg_quick = made.wg_quick_up("wg0")
