@@ -59,6 +59,21 @@ def test_a_rotated_key_reaches_every_peer_without_a_bgp_reset(lab):
     assert measured["slowest_answer_s"] < BGP_HOLD_TIME
 
 
+def test_rotation_refuses_what_is_not_a_node_and_plans_every_node_one_after_the_other(lab):
+    for nodes, refusal in ((["pve-nope"], '["pve-nope"]'), ([], "[]"), ("pve-wro1", '"pve-wro1"')):
+        ret = lab.master.run("state.orchestrate", "orch.rotate_key", f"pillar={json.dumps({'nodes': nodes})}")
+        ((step,),) = [list(steps.values()) for steps in ret["data"].values()]
+        assert step["result"] is False and step["comment"].startswith(f"nodes: got {refusal}; the nodes are ")
+    keys = {n: public_key(lab.lab.nodes[n]) for n in lab.built_nodes()}
+    ret = lab.master.run("state.orchestrate", "orch.rotate_key", 'pillar={"nodes": "all"}', "test=True")
+    (steps,) = ret["data"].values()
+    rotations = [
+        s["__id__"] for s in sorted(steps.values(), key=lambda s: s["__run_num__"]) if "-rotate-pve" in s["__id__"]
+    ]
+    assert rotations == [f"evpn-rotate-{n}" for n in lab.built_nodes()]
+    assert {n: public_key(lab.lab.nodes[n]) for n in lab.built_nodes()} == keys
+
+
 def test_a_reinstalled_node_is_healed_by_one_orchestration(lab):
     """pve-wro1 comes back from a reinstall: its WireGuard interface without key, peers or
     address, /etc/wireguard empty. One orch.evpn makes its new key and hands it to every peer."""

@@ -111,8 +111,10 @@ def guests_reach_each_other(federation, timeout=90):
     return pending
 
 
-def clean(node):
-    """What of ours the node still has: its WireGuard link and files, our sysctl file."""
+def clean(federation, node):
+    """What of ours the node still has: its WireGuard link and files, our sysctl file, the
+    endpoint beacon's file in its minion's configuration."""
+    beacon_file = federation.state / f"salt-minion-{node.name}" / "minion.d" / "evpn-beacon.conf"
     return [
         what
         for what, argv in (
@@ -120,6 +122,7 @@ def clean(node):
             ("/etc/wireguard/wg0.conf", ["test", "-e", "/etc/wireguard/wg0.conf"]),
             ("/etc/wireguard/wg0.key", ["test", "-e", "/etc/wireguard/wg0.key"]),
             ("/etc/sysctl.d/zz-evpn.conf", ["test", "-e", "/etc/sysctl.d/zz-evpn.conf"]),
+            ("minion.d/evpn-beacon.conf", ["test", "-e", str(beacon_file)]),
         )
         if node.run(*argv, check=False).returncode == 0
     ]
@@ -153,7 +156,7 @@ def test_remove_a_node_then_a_site(lab):
     steps, seconds = remove(lab, ["pve-roz2"])
     print(f"pve-roz2 removed in {seconds:.1f} s")
     assert all(s["result"] for s in steps.values()), [i for i, s in steps.items() if not s["result"]]
-    assert clean(roz2) == []
+    assert clean(lab, roz2) == []
     shutil.rmtree(lab.clusters / "roz" / "nodes" / "pve-roz2")
     assert mentions(lab, roz2_left) == []
     assert guests_reach_each_other(lab) == set()
@@ -178,14 +181,20 @@ def test_remove_a_node_then_a_site(lab):
     assert steps["evpn-removed"]["result"] is False
     assert "vnet krk1: 110 (krk-vm) on pve-krk1" in json.dumps(steps["evpn-removed"]["changes"])
     assert {p: p.read_text() for p in before} == before
-    assert clean(krk1) == ["wg0", "/etc/wireguard/wg0.conf", "/etc/wireguard/wg0.key", "/etc/sysctl.d/zz-evpn.conf"]
+    assert clean(lab, krk1) == [
+        "wg0",
+        "/etc/wireguard/wg0.conf",
+        "/etc/wireguard/wg0.key",
+        "/etc/sysctl.d/zz-evpn.conf",
+        "minion.d/evpn-beacon.conf",
+    ]
     assert guests_reach_each_other(lab) == set(), "the federation has dropped krk all the same"
 
     vm.unlink()  # the VM moved away
     steps, seconds = remove(lab, ["pve-krk1"])
     print(f"site krk removed in {seconds:.1f} s")
     assert all(s["result"] for s in steps.values()), [i for i, s in steps.items() if not s["result"]]
-    assert clean(krk1) == []
+    assert clean(lab, krk1) == []
     # What krk's firewall loads now: no rule of ours, no rule using one of our sets. (The load
     # of proxmox-firewall, as the emulator compiles it, flushes its chains and refills the sets it
     # makes: a set it no longer makes stays loaded, used by no rule.)

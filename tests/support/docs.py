@@ -108,6 +108,23 @@ RUN_ELSEWHERE = {
         'remove(lab, ["pve-krk1"])',
     ),
     "salt-run cache.mine": ("tests/lab/test_lab_remove.py", 'federation.master.run("cache.mine")'),
+    'salt-run state.orchestrate orch.rotate_key pillar=\'{"nodes": ["pve-wro1"]}\'': (
+        "lab/evpnlab.py",
+        '"state.orchestrate", "orch.rotate_key", f"pillar={json.dumps({\'nodes\': [node_id]})}"',
+    ),
+    'salt-run state.orchestrate orch.rotate_key pillar=\'{"nodes": "all"}\'': (
+        "tests/lab/test_lab_lifecycle.py",
+        '"orch.rotate_key", \'pillar={"nodes": "all"}\', "test=True"',
+    ),
+    "make lab-rotate NODE=pve-wro1": ("tests/lab/test_lab_lifecycle.py", 'evpnlab("rotate", "pve-wro1")'),
+    "make lab-reboot NODE=pve-wro1 MASTER=down DNS_AWAY=20": (
+        "tests/lab/test_lab_lifecycle.py",
+        'evpnlab("reboot", "pve-wro1", "--master-down", "--dns-away", "20")',
+    ),
+    "make lab-move SITE=wro MASTER=down": (
+        "tests/lab/test_lab_lifecycle.py",
+        'evpnlab("move", "wro", "--master-down")',
+    ),
     "salt-key -y -d pve-roz2": (
         "tests/lab/test_lab_remove.py",
         '"salt-key"), "-c", str(lab.master.config_dir), "-y", "-d"',
@@ -168,6 +185,7 @@ NEEDS_REAL_PVE = {
     "systemctl enable --now evpn-salt-master",
     "systemctl restart salt-minion",
     "systemctl status frr",
+    "systemctl is-enabled wg-quick@wg0",
     "grep -n 'source /etc/network/interfaces.d' /etc/network/interfaces",
     "echo 'source /etc/network/interfaces.d/*' >> /etc/network/interfaces",
     "pvecm nodes",
