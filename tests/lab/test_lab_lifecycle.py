@@ -67,10 +67,11 @@ def test_rotation_refuses_what_is_not_a_node_and_plans_every_node_one_after_the_
     keys = {n: public_key(lab.lab.nodes[n]) for n in lab.built_nodes()}
     ret = lab.master.run("state.orchestrate", "orch.rotate_key", 'pillar={"nodes": "all"}', "test=True")
     (steps,) = ret["data"].values()
-    rotations = [
-        s["__id__"] for s in sorted(steps.values(), key=lambda s: s["__run_num__"]) if "-rotate-pve" in s["__id__"]
-    ]
-    assert rotations == [f"evpn-rotate-{n}" for n in lab.built_nodes()]
+    order = [s["__id__"] for s in sorted(steps.values(), key=lambda s: s["__run_num__"])]
+    rotated = [i.removeprefix("evpn-rotate-") for i in order if i.startswith("evpn-rotate-pve")]
+    assert sorted(rotated) == lab.built_nodes()
+    one_after_the_other = [i for i in order if i.startswith(("evpn-rotate-pve", "evpn-verify-"))]
+    assert one_after_the_other == [f"evpn-{step}-{n}" for n in rotated for step in ("rotate", "verify")]
     assert {n: public_key(lab.lab.nodes[n]) for n in lab.built_nodes()} == keys
 
 
