@@ -4,7 +4,8 @@
 # make lint       ruff check and ruff format --check (configuration in pyproject.toml)
 # make bench      the benchmarks (bench/), each printing its numbers
 # make lab        the local federation in network namespaces (root; PILLAR=dir TOPOLOGY=file for your own)
-# make lab-add SITE=krk | NODE=pve-roz3, make lab-move SITE=wro [MASTER=down], make lab-rotate NODE=<id>,
+# make lab-add SITE=krk | NODE=pve-roz3, make lab-remove SITE=krk | NODE=<id>,
+# make lab-move SITE=wro [MASTER=down], make lab-rotate NODE=<id>,
 # make lab-reboot NODE=<id> [MASTER=down] [DNS_AWAY=20], make lab-status, make lab-shell NODE=<id>, make lab-down
 # make packages   the Debian packages the lab and the tests need (root; installs only what is missing)
 
@@ -12,7 +13,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: test test-fast lint bench packages venv lab lab-add lab-move lab-rotate lab-reboot lab-status lab-shell lab-down
+.PHONY: test test-fast lint bench packages venv lab lab-add lab-move lab-remove lab-rotate lab-reboot lab-status lab-shell lab-down
 
 venv: $(VENV)/.installed
 
@@ -54,6 +55,7 @@ bench: packages venv
 	$(VENV)/bin/python bench/wireguard.py
 	$(VENV)/bin/python bench/endpoints.py
 	$(VENV)/bin/python bench/lab.py
+	$(VENV)/bin/python bench/lifecycle.py
 
 lab: packages venv
 	$(VENV)/bin/python lab/evpnlab.py up $(if $(PILLAR),--pillar $(PILLAR)) $(if $(TOPOLOGY),--topology $(TOPOLOGY))
@@ -63,6 +65,9 @@ lab-add: venv
 
 lab-move: venv
 	$(VENV)/bin/python lab/evpnlab.py move $(SITE) $(if $(filter down,$(MASTER)),--master-down)
+
+lab-remove: venv
+	$(VENV)/bin/python lab/evpnlab.py remove $(if $(SITE),--site $(SITE)) $(if $(NODE),--node $(NODE))
 
 lab-rotate: venv
 	$(VENV)/bin/python lab/evpnlab.py rotate $(NODE)

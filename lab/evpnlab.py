@@ -4,6 +4,7 @@ The local federation in network namespaces: the make lab targets.
     python lab/evpnlab.py up [--pillar DIR] [--topology FILE]   # make lab [PILLAR=] [TOPOLOGY=]
     python lab/evpnlab.py add --node ID | --site SITE           # make lab-add NODE= / SITE=
     python lab/evpnlab.py move SITE [--master-down]             # make lab-move SITE= [MASTER=down]
+    python lab/evpnlab.py remove --node ID | --site SITE        # make lab-remove NODE= / SITE=
     python lab/evpnlab.py rotate NODE                           # make lab-rotate NODE=
     python lab/evpnlab.py reboot NODE [--master-down] [--dns-away S]  # make lab-reboot NODE= [MASTER=down] [DNS_AWAY=]
     python lab/evpnlab.py status                                # make lab-status
@@ -448,6 +449,35 @@ def reboot(node_id, master_down, dns_away):
     return 0 if recovered and wg_quick.returncode == 0 else 1
 
 
+def remove(node_id, site):
+    """A node or a site out of the lab's pillar, then the orchestration of docs/operations.md
+    naming it; prints the seconds to the orchestration's end (with FRR, the network and the
+    firewall reloaded after it) and whether anything that remains still mentions the removed
+    nodes' WireGuard addresses or keys."""
+    federation = Federation.load(STATE)
+    known = federation.built_nodes()
+    if (site or node_id) not in ({federation.plan.nodes()[n].site for n in known} if site else known):
+        raise SystemExit(f"remove: {site or node_id!r} is not a {'site' if site else 'node'} of the lab")
+    leaving = [n for n in known if n == node_id or federation.plan.nodes()[n].site == site]
+    needles = [federation.plan.nodes()[n].wireguard for n in leaving]
+    needles += [public_key(federation.lab.nodes[n]) for n in leaving]
+    removed = federation.take_out(node_id, site)
+    pillar = json.dumps({"removed": removed})
+    step(f"{', '.join(removed)} out of the pillar; salt-run state.orchestrate orch.evpn pillar='{pillar}'")
+    started = time.monotonic()
+    steps = federation.remove(removed)
+    seconds = time.monotonic() - started
+    failed = [f"{i}: {s['comment']}" for i, s in steps.items() if not s["result"]]
+    left = federation.mentions(needles)
+    for where, line in left:
+        report(f"still mentioned: {where}: {line.strip()}")
+    for failure in failed:
+        report(f"FAIL {failure}")
+    step(f"removed in {seconds:.1f} s; " + ("nothing left anywhere" if not left else f"{len(left)} mentions left"))
+    print(f"result {json.dumps({'removed_s': round(seconds, 1), 'mentions_left': len(left), 'failed': failed})}")
+    return 0 if not left and not failed else 1
+
+
 def endpoints(node):
     return set(node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
 
@@ -506,6 +536,10 @@ def main():
     move_parser = commands.add_parser("move", help="the ISP renumbers a site's dynamic WAN address")
     move_parser.add_argument("site")
     move_parser.add_argument("--master-down", action="store_true", help="with the salt-master stopped")
+    remove_parser = commands.add_parser("remove", help="a node or a site out of the pillar, then orch.evpn naming it")
+    which_removed = remove_parser.add_mutually_exclusive_group(required=True)
+    which_removed.add_argument("--node")
+    which_removed.add_argument("--site")
     rotate_parser = commands.add_parser("rotate", help="a node's new WireGuard key (orch.rotate_key), measured")
     rotate_parser.add_argument("node")
     reboot_parser = commands.add_parser("reboot", help="power-cycle a node, measured")
@@ -526,6 +560,8 @@ def main():
         return add(args.node, args.site)
     if args.command == "move":
         return move(args.site, args.master_down)
+    if args.command == "remove":
+        return remove(args.node, args.site)
     if args.command == "rotate":
         return rotate(args.node)
     if args.command == "reboot":

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -310,6 +311,58 @@ class Federation:
         members = list(self.plan.nodes(in_pillar=True))
         self.master.wait_for(members)
         self.master.salt("-L", ",".join(members), "saltutil.refresh_pillar", "wait=True")
+
+    # --- removing -----------------------------------------------------------------------------
+
+    def take_out(self, node_id=None, site_name=None):
+        """A node's entry out of its site's file in the lab's pillar copy, or a site's whole
+        file, as an operator removes them. Returns the ids of the nodes taken out."""
+        if site_name is not None:
+            node_ids = [n for n in self.built_nodes() if self.plan.nodes()[n].site == site_name]
+            self._site_file(site_name).unlink()
+        else:
+            node_ids = [node_id]
+            site_file = self._site_file(self.plan.nodes()[node_id].site)
+            document = yaml.safe_load(site_file.read_text())
+            del document["evpn"]["sites"][self.plan.nodes()[node_id].site]["nodes"][node_id]
+            site_file.write_text(yaml.safe_dump(document, sort_keys=False))
+        return node_ids
+
+    def remove(self, node_ids):
+        """The orchestration of docs/operations.md for nodes already out of the pillar, then what
+        a PVE node does after an SDN apply (reload FRR and the network) and its firewall daemon.
+        Returns the orchestration's steps by id."""
+        ret = self.master.run("state.orchestrate", "orch.evpn", f"pillar={json.dumps({'removed': node_ids})}")
+        self.refresh_plan()
+        (steps,) = ret["data"].values()
+        remaining = self.built_nodes()
+        self.load_dataplane(remaining, report=lambda line: None)
+        self.wait_for_firewall(remaining)
+        return {step["__id__"]: step for step in steps.values()}
+
+    def mentions(self, needles):
+        """Where anything of the federation mentions one of ``needles`` (addresses, keys, as
+        whole words): every file of the remaining clusters, each remaining node's ``wg show``,
+        FRR's running configuration, loaded nftables, ipsets and iptables, the master's mine.
+        Returns ``[(where, line)]``."""
+        found = re.compile("|".join(rf"(?<![\w.+/]){re.escape(n)}(?![\w/])" for n in needles))
+        texts = {}
+        for site in sorted({self.plan.nodes()[n].site for n in self.built_nodes()}):
+            for path in sorted((self.clusters / site).rglob("*")):
+                if path.is_file() and path.name != "pvesh.log":  # the emulator's call log, not /etc/pve
+                    texts[str(path.relative_to(self.clusters))] = path.read_text(errors="replace")
+        for node_id in self.built_nodes():
+            node = self.lab.nodes[node_id]
+            for what, argv in (
+                ("wg show", ["wg", "show", "wg0", "dump"]),
+                ("FRR", ["vtysh", "-c", "show running-config"]),
+                ("nftables", ["nft", "list", "ruleset"]),
+                ("ipset", ["ipset", "list"]),
+                ("iptables", ["iptables-save"]),
+            ):
+                texts[f"{node_id}: {what}"] = node.run(*argv, check=False).stdout
+        texts["the master's mine"] = json.dumps(self.master.run("cache.mine"))
+        return [(where, line) for where, text in texts.items() for line in text.splitlines() if found.search(line)]
 
     # --- power and the master -----------------------------------------------------------------
 

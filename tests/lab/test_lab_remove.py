@@ -10,7 +10,6 @@ attempt, naming it, with nothing of krk changed.
 """
 
 import json
-import re
 import shutil
 import time
 
@@ -42,48 +41,15 @@ def lab():
 
 
 def remove(federation, node_ids):
-    """The orchestration of docs/operations.md for nodes already out of the pillar, then what a
-    PVE node does after an SDN apply (reload FRR and the network) and its firewall daemon;
-    returns {step id: step} and the seconds the orchestration took."""
+    """Federation.remove, timed: {step id: step} and the seconds the orchestration and the
+    reloads took; the steps that failed printed."""
     started = time.monotonic()
-    ret = federation.master.run("state.orchestrate", "orch.evpn", f"pillar={json.dumps({'removed': node_ids})}")
+    steps = federation.remove(node_ids)
     seconds = time.monotonic() - started
-    federation.refresh_plan()
-    (steps,) = ret["data"].values()
     for step in steps.values():
         if not step["result"]:
             print(f"{step['__id__']} failed: {step['comment']}\n{json.dumps(step['changes'], indent=1)}")
-    remaining = federation.built_nodes()
-    federation.load_dataplane(remaining)
-    federation.wait_for_firewall(remaining)
-    return {s["__id__"]: s for s in steps.values()}, seconds
-
-
-def pattern(*needles):
-    return re.compile("|".join(rf"(?<![\w.+/]){re.escape(n)}(?![\w/])" for n in needles))
-
-
-def mentions(federation, needles):
-    """Where anything that remains mentions one of ``needles``: ``[(where, line)]``."""
-    found = pattern(*needles)
-    texts = {}
-    sites = {federation.plan.nodes()[n].site for n in federation.built_nodes()}
-    for site in sorted(sites):
-        for path in sorted((federation.clusters / site).rglob("*")):
-            if path.is_file() and path.name != "pvesh.log":  # the emulator's call log, not /etc/pve
-                texts[str(path.relative_to(federation.clusters))] = path.read_text(errors="replace")
-    for node_id in federation.built_nodes():
-        node = federation.lab.nodes[node_id]
-        for what, argv in (
-            ("wg show", ["wg", "show", "wg0", "dump"]),
-            ("FRR", ["vtysh", "-c", "show running-config"]),
-            ("nftables", ["nft", "list", "ruleset"]),
-            ("ipset", ["ipset", "list"]),
-            ("iptables", ["iptables-save"]),
-        ):
-            texts[f"{node_id}: {what}"] = node.run(*argv, check=False).stdout
-    texts["the master's mine"] = json.dumps(federation.master.run("cache.mine"))
-    return [(where, line) for where, text in texts.items() for line in text.splitlines() if found.search(line)]
+    return steps, seconds
 
 
 def unsettled(federation):
@@ -133,7 +99,7 @@ def test_remove_a_node_then_a_site(lab):
     roz2, krk1 = lab.lab.nodes["pve-roz2"], lab.lab.nodes["pve-krk1"]
     roz2_left = ("10.1.0.2", public_key(roz2))
     krk_left = ("10.3.0.1", public_key(krk1), "203.0.113.30", "10.3.1.0/24", "10.3.1.1")
-    assert mentions(lab, roz2_left) and mentions(lab, krk_left), "the needles are found while they are members"
+    assert lab.mentions(roz2_left) and lab.mentions(krk_left), "the needles are found while they are members"
 
     # Naming a node the pillar still holds, or no list: refused before anything runs.
     for removed, refusal in (
@@ -158,7 +124,7 @@ def test_remove_a_node_then_a_site(lab):
     assert all(s["result"] for s in steps.values()), [i for i, s in steps.items() if not s["result"]]
     assert clean(lab, roz2) == []
     shutil.rmtree(lab.clusters / "roz" / "nodes" / "pve-roz2")
-    assert mentions(lab, roz2_left) == []
+    assert lab.mentions(roz2_left) == []
     assert guests_reach_each_other(lab) == set()
     assert unsettled(lab) == {}
 
@@ -201,7 +167,7 @@ def test_remove_a_node_then_a_site(lab):
     lab.wait_for_firewall(["pve-krk1"])
     ruleset = krk1.run("nft", "list", "ruleset").stdout.splitlines()
     assert [line for line in ruleset if "evpn" in line and "set " not in line] == []
-    assert mentions(lab, krk_left + roz2_left) == []
+    assert lab.mentions(krk_left + roz2_left) == []
     cluster_fw = (krk / "firewall" / "cluster.fw").read_text()
     assert "evpn" not in cluster_fw and "IN ACCEPT -source 198.51.100.7" in cluster_fw
     running = json.loads((krk / "sdn" / ".running-config").read_text())
