@@ -100,14 +100,14 @@ RUN_ELSEWHERE = {
     ),
     "salt-run -l info state.orchestrate orch.evpn": ("lab/salt_daemons.py", 'argv[1:1] = ["-l", "info"]'),
     'salt-run state.orchestrate orch.evpn pillar=\'{"removed": ["pve-roz2"]}\'': (
-        "tests/lab/test_lab_remove.py",
+        "lab/federation_lab.py",
         '"state.orchestrate", "orch.evpn", f"pillar={json.dumps({\'removed\': node_ids})}"',
     ),
     'salt-run state.orchestrate orch.evpn pillar=\'{"removed": ["pve-krk1"]}\'': (
         "tests/lab/test_lab_remove.py",
         'remove(lab, ["pve-krk1"])',
     ),
-    "salt-run cache.mine": ("tests/lab/test_lab_remove.py", 'federation.master.run("cache.mine")'),
+    "salt-run cache.mine": ("lab/federation_lab.py", 'self.master.run("cache.mine")'),
     'salt-run state.orchestrate orch.rotate_key pillar=\'{"nodes": ["pve-wro1"]}\'': (
         "lab/evpnlab.py",
         '"state.orchestrate", "orch.rotate_key", f"pillar={json.dumps({\'nodes\': [node_id]})}"',
@@ -116,6 +116,7 @@ RUN_ELSEWHERE = {
         "tests/lab/test_lab_lifecycle.py",
         '"orch.rotate_key", \'pillar={"nodes": "all"}\', "test=True"',
     ),
+    "make lab-remove SITE=krk": ("bench/lifecycle.py", 'evpnlab("remove", "--site", "krk")'),  # make bench, no test
     "make lab-rotate NODE=pve-wro1": ("tests/lab/test_lab_lifecycle.py", 'evpnlab("rotate", "pve-wro1")'),
     "make lab-reboot NODE=pve-wro1 MASTER=down DNS_AWAY=20": (
         "tests/lab/test_lab_lifecycle.py",
