@@ -55,7 +55,6 @@ bench: packages venv
 	$(VENV)/bin/python bench/wireguard.py
 	$(VENV)/bin/python bench/endpoints.py
 	$(VENV)/bin/python bench/lab.py
-	$(VENV)/bin/python bench/lifecycle.py
 
 lab: packages venv
 	$(VENV)/bin/python lab/evpnlab.py up $(if $(PILLAR),--pillar $(PILLAR)) $(if $(TOPOLOGY),--topology $(TOPOLOGY))

@@ -116,7 +116,7 @@ RUN_ELSEWHERE = {
         "tests/lab/test_lab_lifecycle.py",
         '"orch.rotate_key", \'pillar={"nodes": "all"}\', "test=True"',
     ),
-    "make lab-remove SITE=krk": ("bench/lifecycle.py", 'evpnlab("remove", "--site", "krk")'),  # make bench, no test
+    "make lab-remove SITE=krk": ("bench/lab.py", 'evpnlab("remove", "--site", "krk")'),  # make bench, no test
     "make lab-rotate NODE=pve-wro1": ("tests/lab/test_lab_lifecycle.py", 'evpnlab("rotate", "pve-wro1")'),
     "make lab-reboot NODE=pve-wro1 MASTER=down DNS_AWAY=20": (
         "tests/lab/test_lab_lifecycle.py",

@@ -61,6 +61,17 @@ def wg_endpoints(node):
     return dict(line.split("\t") for line in node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
 
 
+def endpoints_held_for(federation, node_id):
+    """{node of another site: the endpoint its live WireGuard peer for ``node_id`` holds}."""
+    key = public_key(federation.lab.nodes[node_id])
+    site = federation.plan.nodes()[node_id].site
+    return {
+        peer: wg_endpoints(federation.lab.nodes[peer]).get(key)
+        for peer in federation.built_nodes()
+        if federation.plan.nodes()[peer].site != site
+    }
+
+
 def public_key(node):
     return node.run("wg", "show", "wg0", "public-key").stdout.strip()
 
