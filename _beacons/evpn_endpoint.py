@@ -132,6 +132,8 @@ def _watched(config):
         log.log(logging.DEBUG if problem == _last_problem["pillar"] else logging.INFO, problem)
         _last_problem["pillar"] = problem
     interface = salt.utils.beacons.list_to_dict(config).get("interface", "wg0")
+    if "wireguard.endpoint_names" not in __salt__:  # wireguard-tools not installed
+        return None
     try:
         return interface, None, __salt__["wireguard.endpoint_names"](interface)
     except SaltException as err:

@@ -101,10 +101,16 @@ class SaltMaster:
         return json.loads(stdout or "{}") if out == "json" else stdout
 
     def wait_for(self, minion_ids, timeout=120):
-        """Until every minion answers test.ping (minion authentication takes 10-20 s here)."""
+        """Until every minion answers test.ping (minion authentication takes 10-20 s here). A
+        minion that has not (re)connected yet misses the publication: each round gives up on it
+        after 1 s of find_job (the salt CLI would wait gather_job_timeout, 10 s) and asks again."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if set(self.salt("*", "test.ping", timeout=5)) >= set(minion_ids):
+            try:
+                answers = self.run("salt.execute", "*", "test.ping", "timeout=3", "gather_job_timeout=1", timeout=60)
+            except ValueError:  # not JSON: the master is not up yet
+                answers = {}
+            if {minion for minion, answer in answers.items() if answer is True} >= set(minion_ids):
                 return
             time.sleep(1)
         raise RuntimeError(f"minions {sorted(minion_ids)} did not all answer within {timeout} s")
