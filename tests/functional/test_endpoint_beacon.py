@@ -208,6 +208,13 @@ def test_without_a_pillar_the_interface_is_the_configured_one(without_pillar, be
     assert calls == []  # wg1's persisted configuration has no names
 
 
+def test_without_a_pillar_or_wireguard_tools_it_does_nothing(without_pillar, functions, loaders, tmp_path, calls):
+    for name in [f for f in functions if f.startswith("wireguard.")]:
+        del functions[name]
+    _check(_loader(loaders, functions, tmp_path))
+    assert calls == []
+
+
 def test_idle_without_the_interface(beacon, interface, dns, calls):
     interface.clear()
     _check(beacon)
