@@ -36,12 +36,12 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 # The lab tier mostly waits (handshakes, BGP, firewall rounds): it runs beside the other tiers,
-# which run in two processes (pytest-xdist), its report printed after theirs.
+# its report printed after theirs.
 LAB_REPORT := /tmp/evpn-lab-tier.log
 
 test: packages venv lint
 	@$(PYTEST) -m lab -p no:cacheprovider --basetemp=/tmp/evpn-lab-tier > $(LAB_REPORT) 2>&1 & lab=$$!; \
-	$(PYTEST) -m "not lab" -n 2; others=$$?; \
+	$(PYTEST) -m "not lab"; others=$$?; \
 	wait $$lab; labs=$$?; \
 	echo "=== lab tier (tests/lab, marker lab) ==="; cat $(LAB_REPORT); \
 	test $$others = 0 && test $$labs = 0

@@ -114,7 +114,7 @@ RUN_ELSEWHERE = {
     ),
     'salt-run state.orchestrate orch.rotate_key pillar=\'{"nodes": "all"}\'': (
         "tests/lab/test_lab_lifecycle.py",
-        '"orch.rotate_key", \'pillar={"nodes": "all"}\', "test=True"',
+        '"state.orchestrate_show_sls", "orch.rotate_key", \'pillar={"nodes": "all"}\'',
     ),
     "make lab-remove SITE=krk": ("bench/lab.py", 'evpnlab("remove", "--site", "krk")'),  # make bench, no test
     "make lab-rotate NODE=pve-wro1": ("tests/lab/test_lab_lifecycle.py", 'evpnlab("rotate", "pve-wro1")'),

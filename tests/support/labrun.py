@@ -61,12 +61,14 @@ def wg_endpoints(node):
     return dict(line.split("\t") for line in node.run("wg", "show", "wg0", "endpoints").stdout.splitlines())
 
 
-def endpoints_held_for(federation, node_id):
-    """{node of another site: the endpoint its live WireGuard peer for ``node_id`` holds}."""
+def addresses_held_for(federation, node_id):
+    """{node of another site: the address of the endpoint its live WireGuard peer for
+    ``node_id`` holds}. Only the address: behind a NAT router the port is the one the router
+    maps the node's packets to, and WireGuard roams to it."""
     key = public_key(federation.lab.nodes[node_id])
     site = federation.plan.nodes()[node_id].site
     return {
-        peer: wg_endpoints(federation.lab.nodes[peer]).get(key)
+        peer: wg_endpoints(federation.lab.nodes[peer]).get(key, "").rpartition(":")[0]
         for peer in federation.built_nodes()
         if federation.plan.nodes()[peer].site != site
     }
