@@ -152,14 +152,13 @@ def beacon(config):
     answers = {name: addresses for name, addresses in _resolve(names).items() if addresses is not None}
     changed = sorted(name for name, addresses in answers.items() if name in last and last[name] != addresses)
     first = sorted(name for name in answers if name not in last)
-    if changed or first:
-        _keep_answers({**last, **answers})
-    if first:
-        log.info("evpn_endpoint: %s answered for the first time", ", ".join(first))
-    if changed:
-        log.info("evpn_endpoint: %s answer(s) changed", ", ".join(changed))
-    if changed or first:
-        _refreshed(interface, force=own_name in changed)
+    if not (changed or first):
+        return []
+    _keep_answers({**last, **answers})
+    for names, what in ((first, "answered for the first time"), (changed, "answer(s) changed")):
+        if names:
+            log.info("evpn_endpoint: %s %s", ", ".join(names), what)
+    _refreshed(interface, force=own_name in changed)
     if changed:
         __salt__["event.send"](TAG, {"names": changed})
     return []

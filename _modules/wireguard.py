@@ -100,19 +100,14 @@ def rotate_key(interface="wg0"):
     if previous is None:
         raise CommandExecutionError(f"{_key_path(interface)} does not exist: wireguard.genkey makes the first key")
     private = _run(["wg", "genkey"]).strip()
-    staged = _private_file(private + "\n")
-    try:
-        os.replace(staged, _key_path(interface))
-    except OSError as err:
-        os.unlink(staged)
-        raise CommandExecutionError(f"{_key_path(interface)}: {err.strerror}") from None
+    _write_private(_key_path(interface), private + "\n")
     if show(interface) is not None:
         _run(["wg", "set", interface, "private-key", str(_key_path(interface))])
     sections = _sections(interface)
     if sections:
         utils = __utils__
-        _write_config(
-            interface,
+        _write_private(
+            _config_path(interface),
             utils["wgquick.render"](
                 [
                     utils["wgquick.with_values"](section, {"PrivateKey": private})
@@ -262,8 +257,8 @@ def _private_file(text):
     return name
 
 
-def _write_config(interface, text):
-    path = _config_path(interface)
+def _write_private(path, text):
+    """``path`` replaced at once by a file of mode 0600 holding ``text``."""
     temporary = _private_file(text)
     try:
         os.replace(temporary, path)
@@ -311,7 +306,7 @@ def persist(interface, port, peers, address, mtu, test=False):
     if path.exists() and path.read_text() == text:
         return False
     if not test:
-        _write_config(interface, text)
+        _write_private(_config_path(interface), text)
     return True
 
 
@@ -533,7 +528,7 @@ def _persist_endpoints(interface, endpoints):
         else section
         for section in _sections(interface)
     ]
-    _write_config(interface, utils["wgquick.render"](sections))
+    _write_private(_config_path(interface), utils["wgquick.render"](sections))
 
 
 def refresh_endpoints(interface="wg0", force=False, test=False):

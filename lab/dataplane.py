@@ -126,11 +126,17 @@ def load(node, rendered, mac):
     return node.run("ifreload", "-a", check=False)
 
 
-def bgp_established(node):
-    """The l2vpn evpn peers of the node whose session is Established."""
+def bgp_sessions(node):
+    """{peer: when its session was established (epoch seconds)} of the node's Established l2vpn
+    evpn sessions."""
     output = node.run("vtysh", "-c", "show bgp l2vpn evpn summary json", check=False).stdout
     try:
         peers = json.loads(output or "{}").get("peers", {})
     except ValueError:
-        return []
-    return sorted(address for address, peer in peers.items() if peer.get("state") == "Established")
+        return {}
+    return {a: p["peerUptimeEstablishedEpoch"] for a, p in peers.items() if p.get("state") == "Established"}
+
+
+def bgp_established(node):
+    """The l2vpn evpn peers of the node whose session is Established."""
+    return sorted(bgp_sessions(node))

@@ -34,7 +34,7 @@ import threading
 import time
 
 import topology
-from dataplane import bgp_established
+from dataplane import bgp_established, bgp_sessions
 from federation_lab import Federation, lab_pillar
 from netns import UPLINK, Lab
 
@@ -273,14 +273,6 @@ def move(site, master_down=False):
         federation.start_master()
         step("salt-master started again; every minion answers it")
     return 0 if recovered else 1
-
-
-def bgp_sessions(node):
-    """{peer: the time its session was established (epoch seconds)} of the node's Established
-    l2vpn evpn sessions."""
-    output = node.run("vtysh", "-c", "show bgp l2vpn evpn summary json", check=False).stdout
-    peers = json.loads(output or "{}").get("peers", {})
-    return {a: p["peerUptimeEstablishedEpoch"] for a, p in peers.items() if p.get("state") == "Established"}
 
 
 class Pings:

@@ -382,8 +382,8 @@ class Federation:
         cluster's /etc/pve) keep what they hold. Returns the guests that ran on it."""
         made = self.lab.nodes[node_id]
         guests = [g for g in self.running_guests() if g.node == node_id]
-        self.lab.stop([f"{node_id}: ", *(f"{self.lab.prefix}{g.namespace}: " for g in guests)])
-        self.lab.kill_rest(made.namespace)
+        for namespace in (made.namespace, *(self.lab.prefix + g.namespace for g in guests)):
+            self.lab.kill_rest(namespace)
         made.flush_links()
         made.run("sh", "-c", "rm -rf /run/* /var/tmp/* && mkdir -p /run/wireguard /run/salt /run/network")
         made.run(

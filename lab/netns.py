@@ -301,14 +301,14 @@ class Lab:
 
     def stop(self, labels):
         """Kill the recorded processes whose label starts with one of ``labels`` (SIGTERM, then
-        SIGKILL after 5 s); returns how many there were."""
-        ours = [
-            (pid, start)
-            for pid, start, label in self.processes
-            if label.startswith(tuple(labels)) and alive(pid, start)
-        ]
-        _kill(ours)
-        return len(ours)
+        SIGKILL after 5 s)."""
+        _kill(
+            [
+                (pid, start)
+                for pid, start, label in self.processes
+                if label.startswith(tuple(labels)) and alive(pid, start)
+            ]
+        )
 
     def save(self):
         """lab.json: what ``load`` needs to inspect or tear down the lab from another process."""
